@@ -1,0 +1,199 @@
+"""The StorageDriver contract (port of distribution v3 ``storagedriver.go``/``fileinfo.go``).
+
+Owns: the path rule (:data:`PATH_RE`), :class:`FileInfo`, the abstract
+:class:`FileWriter` and :class:`StorageDriver`, and the default
+implementations of derived operations (``get_content``, ``read_range``,
+``list_info``, ``walk``) that a driver overrides only when its backend has a
+cheaper call.
+
+Python idiom for the Go API:
+
+* ``ctx`` arguments are dropped; errors are exceptions from
+  :mod:`s3regfs.driver.errors`.
+* ``reader`` returns a readable binary stream (``read(n)`` returns ``b""`` at
+  EOF) that the caller must ``close()``.
+* ``redirect_url(method, path)`` returns ``None`` for "no redirect" (Go: ``""``).
+* A walk function signals ``ErrSkipDir``/``ErrFilledBuffer`` by *raising*
+  :class:`SkipDir`/:class:`FilledBuffer`.
+
+Extensions beyond upstream (all with defaults written on the primitives, so
+every driver has them):
+
+* ``read_range(path, offset, length)``: at most ``length`` bytes at ``offset``.
+* ``list_info(path)``: the children with their :class:`FileInfo`, so a
+  directory listing needs no per-entry ``stat``.
+* ``bucket_key(path)``: the backend object key, or ``None`` for drivers
+  without one (used by the CloudFront middleware).
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import BinaryIO, Callable, Protocol
+
+PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
+"""Upstream ``PathRegexp`` (``^(/[A-Za-z0-9._-]+)+$``); always use ``fullmatch``."""
+
+ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+"""Go's zero ``time.Time``: the mod time s3 reports for directories."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What ``stat`` tells about a path (``FileInfoFields``)."""
+
+    path: str
+    size: int
+    mod_time: datetime
+    is_dir: bool
+
+
+class Readable(Protocol):
+    """The stream ``reader`` returns."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+WalkFn = Callable[[FileInfo], None]
+"""Called once per file and directory under the walk root; may raise SkipDir/FilledBuffer."""
+
+
+class FileWriter(abc.ABC):
+    """A resumable writer (``storagedriver.FileWriter``).
+
+    Canonical use: ``write``* → ``commit`` → ``close`` to finish a file, or
+    ``write``* → ``close`` to pause and later ``writer(path, append=True)``.
+    State errors raise :class:`~s3regfs.driver.errors.WriterStateError` with
+    the upstream texts ``already closed``/``already committed``/``already cancelled``.
+    """
+
+    @abc.abstractmethod
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Accept ``data``; return its length."""
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes written so far; may lag until ``close``/``commit`` (read it only then)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush what is buffered; the write may be resumed with ``append=True``."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Flush and make the content visible at the path."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Abandon the write; nothing becomes visible."""
+
+    def __enter__(self) -> "FileWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StorageDriver(abc.ABC):
+    """The registry's storage driver interface (v3 semantics)."""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The registration name stamped on errors (``inmemory``, ``s3aws``)."""
+
+    @abc.abstractmethod
+    def get_content(self, path: str) -> bytes:
+        """The whole content at ``path`` (small objects)."""
+
+    @abc.abstractmethod
+    def put_content(self, path: str, content: bytes) -> None:
+        """Store ``content`` at ``path``, replacing what was there."""
+
+    @abc.abstractmethod
+    def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
+        """A stream of the content from ``offset``; offset ≥ size gives an empty stream."""
+
+    @abc.abstractmethod
+    def writer(self, path: str, append: bool = False) -> FileWriter:
+        """A :class:`FileWriter`; ``append`` resumes an unfinished write."""
+
+    @abc.abstractmethod
+    def stat(self, path: str) -> FileInfo:
+        """The :class:`FileInfo` of ``path``."""
+
+    @abc.abstractmethod
+    def list(self, path: str) -> list[str]:
+        """Absolute paths of the direct children of ``path``."""
+
+    @abc.abstractmethod
+    def move(self, source: str, dest: str) -> None:
+        """Move ``source`` to ``dest``, overwriting it."""
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete ``path`` and everything below it (never prefix siblings)."""
+
+    @abc.abstractmethod
+    def redirect_url(
+        self,
+        method: str,
+        path: str,
+        *,
+        client_ip: str | None = None,
+        expires_in: float | None = None,
+    ) -> str | None:
+        """A URL from which ``path`` can be fetched with ``method``, or ``None`` (no redirect).
+
+        ``client_ip`` stands in for the Go ``*http.Request`` (used by the
+        CloudFront IP filter); ``expires_in`` (seconds) overrides the
+        driver's default lifetime where it has one.
+        """
+
+    def walk(self, path: str, fn: WalkFn, start_after_hint: str = "") -> None:
+        """Visit every file and directory below ``path`` (not ``path`` itself)."""
+        from s3regfs.driver.walk import walk_fallback
+
+        walk_fallback(self, path, fn, start_after_hint)
+
+    # -- extensions with defaults on the primitives --------------------------------
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes at ``offset`` (fewer only at end of file)."""
+        stream = self.reader(path, offset)
+        try:
+            chunks: list[bytes] = []
+            remaining = length
+            while remaining > 0:
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            stream.close()
+
+    def list_info(self, path: str) -> list[FileInfo]:
+        """The children of ``path`` with their :class:`FileInfo` (vanished children skipped)."""
+        from s3regfs.driver.errors import PathNotFoundError
+
+        infos = []
+        for child in self.list(path):
+            try:
+                infos.append(self.stat(child))
+            except PathNotFoundError:
+                continue
+        return infos
+
+    def bucket_key(self, path: str) -> str | None:
+        """The backend object key for ``path``, or ``None`` when there is none."""
+        return None
+
+    def close(self) -> None:
+        """Release clients, pools and threads (no-op by default)."""

@@ -1,0 +1,236 @@
+"""The ``inmemory`` driver: the reference implementation and fast test double.
+
+It models the S3 bucket the ``s3`` driver sees, so that tests on it say
+something about S3: a flat key space where directories are implied by keys
+(a directory exists while a file lives under it; a file and a directory may
+share a name), in-progress writes that stay invisible until ``commit`` and can
+be resumed with ``append=True``, and the same errors as ``s3``.  Where the
+upstream inmemory driver differs (a node tree, append creating missing files),
+this one follows s3; docs/SEMANTICS.md lists the choices.
+
+All state sits behind one lock; reads return copies.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from s3regfs.driver import factory
+from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, StorageDriver
+from s3regfs.driver.errors import DriverError, PathNotFoundError, WriterStateError
+
+NAME = "inmemory"
+
+
+@dataclass
+class _File:
+    data: bytes
+    mod_time: datetime
+
+
+@dataclass
+class _Upload:
+    """An in-progress write: bytes already 'uploaded' (invisible until commit)."""
+
+    path: str
+    data: bytearray = field(default_factory=bytearray)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class InMemoryDriver(StorageDriver):
+    """A dict of files plus a list of in-progress uploads, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._files: dict[str, _File] = {}
+        self._uploads: list[_Upload] = []
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    # -- content ------------------------------------------------------------------
+
+    def get_content(self, path: str) -> bytes:
+        with self._lock:
+            node = self._files.get(path)
+            if node is None:
+                raise PathNotFoundError(path)
+            return node.data
+
+    def put_content(self, path: str, content: bytes) -> None:
+        with self._lock:
+            self._files[path] = _File(bytes(content), _now())
+
+    def reader(self, path: str, offset: int = 0) -> io.BytesIO:
+        data = self.get_content(path)
+        return io.BytesIO(data[offset:])
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        return self.get_content(path)[offset : offset + length]
+
+    def writer(self, path: str, append: bool = False) -> FileWriter:
+        with self._lock:
+            if not append:
+                upload = _Upload(path)
+                self._uploads.append(upload)
+                return _InMemoryWriter(self, upload)
+            for upload in self._uploads:
+                if upload.path == path:
+                    return _InMemoryWriter(self, upload)
+            node = self._files.get(path)
+            if node is None:
+                raise PathNotFoundError(path)
+            if node.data:
+                raise DriverError(f"append to zero-size path {path} unsupported")
+            upload = _Upload(path)
+            self._uploads.append(upload)
+            return _InMemoryWriter(self, upload)
+
+    # -- namespace ----------------------------------------------------------------
+
+    def _has_children(self, path: str) -> bool:
+        prefix = "/" if path == "/" else path + "/"
+        return any(key.startswith(prefix) for key in self._files)
+
+    def stat(self, path: str) -> FileInfo:
+        with self._lock:
+            node = self._files.get(path)
+            if node is not None:
+                return FileInfo(path, len(node.data), node.mod_time, False)
+            if path == "/" or self._has_children(path):
+                return FileInfo(path, 0, ZERO_TIME, True)
+            raise PathNotFoundError(path)
+
+    def list_info(self, path: str) -> list[FileInfo]:
+        prefix = "/" if path == "/" else path + "/"
+        with self._lock:
+            files: dict[str, FileInfo] = {}
+            dirs: dict[str, FileInfo] = {}
+            for key, node in self._files.items():
+                if not key.startswith(prefix):
+                    continue
+                name, sep, _ = key[len(prefix) :].partition("/")
+                child = prefix + name
+                if sep:
+                    dirs.setdefault(child, FileInfo(child, 0, ZERO_TIME, True))
+                else:
+                    files[child] = FileInfo(child, len(node.data), node.mod_time, False)
+        if not files and not dirs and path != "/":
+            raise PathNotFoundError(path)
+        return [files[k] for k in sorted(files)] + [dirs[k] for k in sorted(dirs)]
+
+    def list(self, path: str) -> list[str]:
+        return sorted(info.path for info in self.list_info(path))
+
+    def move(self, source: str, dest: str) -> None:
+        with self._lock:
+            node = self._files.get(source)
+            if node is None:
+                raise PathNotFoundError(source)
+            if source == dest:
+                return
+            self._files[dest] = _File(node.data, _now())
+            del self._files[source]
+
+    def delete(self, path: str) -> None:
+        prefix = path + "/"
+        with self._lock:
+            doomed = [k for k in self._files if k == path or k.startswith(prefix)]
+            if not doomed:
+                raise PathNotFoundError(path)
+            for key in doomed:
+                del self._files[key]
+
+    def redirect_url(
+        self,
+        method: str,
+        path: str,
+        *,
+        client_ip: str | None = None,
+        expires_in: float | None = None,
+    ) -> str | None:
+        return None
+
+    # -- uploads (used by the writer) ---------------------------------------------
+
+    def _commit(self, upload: _Upload) -> None:
+        with self._lock:
+            self._files[upload.path] = _File(bytes(upload.data), _now())
+            self._forget(upload)
+
+    def _forget(self, upload: _Upload) -> None:
+        with self._lock:
+            self._uploads = [u for u in self._uploads if u is not upload]
+
+    def in_progress_uploads(self) -> list[str]:
+        """Paths with an unfinished write, oldest first (for tests and tools)."""
+        with self._lock:
+            return [u.path for u in self._uploads]
+
+
+class _InMemoryWriter(FileWriter):
+    """Buffers privately; ``close``/``commit`` move the buffer into the upload (v3 s3 semantics)."""
+
+    def __init__(self, driver: InMemoryDriver, upload: _Upload) -> None:
+        self._driver = driver
+        self._upload = upload
+        self._buffer = bytearray()
+        self._closed = self._committed = self._cancelled = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WriterStateError("already closed")
+        if self._committed:
+            raise WriterStateError("already committed")
+        if self._cancelled:
+            raise WriterStateError("already cancelled")
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._check_open()
+        self._buffer += data
+        return len(data)
+
+    def size(self) -> int:
+        return len(self._upload.data)
+
+    def _flush(self) -> None:
+        with self._driver._lock:
+            self._upload.data += self._buffer
+        self._buffer = bytearray()
+
+    def close(self) -> None:
+        if self._closed:
+            raise WriterStateError("already closed")
+        self._closed = True
+        self._flush()
+
+    def commit(self) -> None:
+        self._check_open()
+        self._flush()
+        self._committed = True
+        self._driver._commit(self._upload)
+
+    def cancel(self) -> None:
+        self._check_open()
+        self._cancelled = True
+        self._driver._forget(self._upload)
+
+
+def from_parameters(parameters: Mapping[str, Any]) -> InMemoryDriver:
+    """The inmemory driver takes no parameters; unknown ones are an error."""
+    if parameters:
+        from s3regfs.driver.errors import ParameterError
+
+        raise ParameterError(f"the inmemory driver takes no parameters, got: {', '.join(sorted(parameters))}")
+    return InMemoryDriver()
+
+
+factory.register(NAME, from_parameters)

@@ -1,0 +1,1 @@
+"""The s3 driver package (registers ``s3`` and ``s3aws``)."""

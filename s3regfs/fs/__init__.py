@@ -1,0 +1,1 @@
+"""The filesystem: POSIX semantics over a StorageDriver (``core``) and the mfusepy adapter (``operations``)."""

@@ -1,0 +1,42 @@
+"""FsOptions: the typed options of the filesystem core.
+
+Built and validated by :mod:`s3regfs.config` (mount options, the s3regfs
+section of the config file, CLI flags); the core only reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FsOptions:
+    """Everything the core needs to know about how the mount behaves."""
+
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
+    read_only: bool = False
+    # Metadata cache: attributes and listings live this long (seconds); this
+    # mount's own changes invalidate at once.
+    metadata_ttl: float = 5.0
+    negative_ttl: float = 1.0
+    metadata_cache_entries: int = 200_000
+    # Local state: spill files for non-sequential writes, the data cache.
+    cache_dir: str = "/var/cache/s3regfs"
+    # Reads.
+    readahead_min: int = 1 * MiB
+    readahead_max: int = 64 * MiB
+    readahead_budget: int = 192 * MiB
+    read_parallelism: int = 8
+    # Local data cache for immutable content (registry blobs), size-bounded LRU on disk; 0 disables.
+    data_cache_size: int = 1024 * MiB
+    immutable_prefixes: tuple[str, ...] = ("/docker/registry/v2/blobs/",)
+    # Writes: parts in flight per sequential writer (memory ~ chunksize x this).
+    write_parts_in_flight: int = 4
+    # xattr user.s3regfs.url lifetime override (seconds); None = the driver/middleware default.
+    url_duration: float | None = None
