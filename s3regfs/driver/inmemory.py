@@ -74,7 +74,8 @@ class InMemoryDriver(StorageDriver):
         return io.BytesIO(data[offset:])
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
-        return self.get_content(path)[offset : offset + length]
+        data = self.get_content(path)
+        return data[offset : offset + max(length, 0)]  # a negative length would slice from the end
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
         with self._lock:

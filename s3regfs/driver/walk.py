@@ -14,7 +14,6 @@ error (upstream propagates the file's "not a directory").
 from __future__ import annotations
 
 import logging
-import posixpath
 from typing import TYPE_CHECKING
 
 from s3regfs.driver.base import WalkFn
@@ -33,6 +32,15 @@ def is_subpath(path: str, parent: str) -> bool:
     if parent == "/" or path == parent:
         return True
     return path.startswith(parent + "/")
+
+
+def _parent(path: str) -> str:
+    """The parent of ``path`` (``/a/b`` → ``/a``, ``/a`` → ``/``), always strictly shorter.
+
+    Not ``posixpath.dirname``: it keeps a leading ``//``, so climbing from a
+    hint such as ``//x`` would never reach the walk root.
+    """
+    return path.rsplit("/", 1)[0] or "/"
 
 
 def _walk_dir(driver: "StorageDriver", path: str, fn: WalkFn, after: str | None) -> bool:
@@ -76,4 +84,7 @@ def walk_fallback(driver: "StorageDriver", root: str, fn: WalkFn, start_after_hi
             return
         first = False
         hint = base
-        base = posixpath.dirname(base) or "/"
+        parent = _parent(base)
+        if parent == base:  # only reachable if root was not an ancestor of the hint
+            return
+        base = parent

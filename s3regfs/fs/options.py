@@ -33,10 +33,26 @@ class FsOptions:
     readahead_max: int = 64 * MiB
     readahead_budget: int = 192 * MiB
     read_parallelism: int = 8
+    # Size of one ranged request of a readahead window (the window is fetched as parallel parts).
+    read_part_size: int = 8 * MiB
     # Local data cache for immutable content (registry blobs), size-bounded LRU on disk; 0 disables.
     data_cache_size: int = 1024 * MiB
     immutable_prefixes: tuple[str, ...] = ("/docker/registry/v2/blobs/",)
+    # Granularity of the data cache (bytes per cached block).
+    data_cache_block: int = 1 * MiB
     # Writes: parts in flight per sequential writer (memory ~ chunksize x this).
     write_parts_in_flight: int = 4
+    # A written file smaller than this at close is uploaded with one put_content; a file that grows
+    # past it sequentially starts streaming into the driver's FileWriter.
+    stream_threshold: int = 8 * MiB
+    # At most this many files stream at once (each holds the writer's part buffers); others stage
+    # on disk and upload at close.
+    max_streaming_writers: int = 4
+    # unlink of a file open only for reading: a file up to this size is copied to a local spill
+    # file and deleted at once; a larger one is hidden at once and deleted at its last close.
+    unlink_download_max: int = 8 * MiB
+    # readdir fetches up to this many keys of the directory's whole subtree with one flat walk
+    # (resumed as the traversal proceeds), so find/ls -R cost about one LIST per 1000 keys; 0 = off.
+    listing_walk_ahead: int = 1000
     # xattr user.s3regfs.url lifetime override (seconds); None = the driver/middleware default.
     url_duration: float | None = None

@@ -1,1 +1,25 @@
-"""The s3 driver package (registers ``s3`` and ``s3aws``)."""
+"""The s3 driver package: registers the boto3 driver as ``s3`` and ``s3aws``.
+
+Modules: :mod:`.params` (parameter validation), :mod:`.driver` (the
+StorageDriver), :mod:`.reader` (streams and exact ranged reads),
+:mod:`.writer` (the multipart FileWriter).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from s3regfs.driver import factory
+from s3regfs.driver.s3.driver import DRIVER_NAME, S3Driver, UploadInfo
+from s3regfs.driver.s3.params import S3Parameters, from_parameters
+
+__all__ = ["DRIVER_NAME", "S3Driver", "S3Parameters", "UploadInfo", "create", "from_parameters"]
+
+
+def create(parameters: Mapping[str, Any]) -> S3Driver:
+    """Validate ``parameters`` and build the driver (unwrapped; the factory wraps it)."""
+    return S3Driver(from_parameters(parameters))
+
+
+factory.register("s3", create)
+factory.register("s3aws", create)

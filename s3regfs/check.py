@@ -1,0 +1,129 @@
+"""``s3regfs check``: validate the configuration and reach the bucket, step by step.
+
+Owns the check steps and their one-line reports (``PASS``/``FAIL``/``SKIP``
+``step: detail``): the driver chain is built, the root is listed, a probe
+object is written, read back and deleted (unless the mount is read-only),
+and a URL is signed (CloudFront when configured, else the S3 presigned URL).
+The caller has already loaded the configuration (its failure is the first
+FAIL line).  Returns :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, TextIO
+
+from s3regfs import config, exitcodes, logs
+from s3regfs.errors import UserError
+
+PROBE_PREFIX = "/s3regfs-check-"
+
+
+def _line(exc: BaseException) -> str:
+    return logs.redact(" ".join(str(exc).split()))
+
+
+class _Report:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.failed = 0
+
+    def step(self, name: str, fn: Callable[[], str]) -> bool:
+        try:
+            detail = fn()
+        except UserError as exc:
+            self._write("FAIL", name, _line(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - every failure is a FAIL line
+            self._write("FAIL", name, f"{_line(exc)}; {_hint(exc)}")
+            return False
+        self._write("PASS", name, detail)
+        return True
+
+    def skip(self, name: str, reason: str) -> None:
+        self.out.write(f"SKIP  {name}: {reason}\n")
+
+    def _write(self, status: str, name: str, detail: str) -> None:
+        if status == "FAIL":
+            self.failed += 1
+        self.out.write(f"{status}  {name}: {detail}\n")
+        self.out.flush()
+
+
+def _hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "AccessDenied" in text or "Forbidden" in text or "403" in text:
+        return "check the credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:DeleteObject)"
+    if "NoSuchBucket" in text:
+        return "check the bucket name (the bucket must exist)"
+    if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+        return "check accesskey/secretkey (or the AWS credential chain)"
+    return "check regionendpoint, region and the network"
+
+
+def run(cfg: config.Config, out: TextIO) -> int:
+    """Run every step; print one line each; return OK or CHECK_FAILED."""
+    report = _Report(out)
+    out.write(f"PASS  configuration: driver {cfg.driver.name}"
+              + (f", middleware {', '.join(m.name for m in cfg.middleware)}" if cfg.middleware else "")
+              + (f", from {cfg.config_file}" if cfg.config_file else "") + "\n")
+    holder: dict[str, Any] = {}
+
+    def build() -> str:
+        holder["driver"] = config.build_driver(cfg)
+        params = cfg.driver.parameters
+        return f"bucket {params['bucket']}" if "bucket" in params else f"{cfg.driver.name} driver ready"
+
+    if not report.step("driver", build):
+        return exitcodes.CHECK_FAILED
+    driver = holder["driver"]
+    try:
+        report.step("list /", lambda: _list(driver))
+        probe = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
+        if cfg.read_only:
+            report.skip("write probe", "read-only (ro): nothing is written")
+        else:
+            report.step(f"write, read and delete {probe}", lambda: _probe(driver, probe))
+        label = "CloudFront URL" if cfg.middleware else "presigned URL"
+        if cfg.driver.name in config.S3_DRIVERS or cfg.middleware:
+            report.step(label, lambda: _url(driver, cfg))
+        else:
+            report.skip("URL", f"the {cfg.driver.name} driver hands out no URLs")
+    finally:
+        driver.close()
+    return exitcodes.CHECK_FAILED if report.failed else exitcodes.OK
+
+
+def _list(driver: Any) -> str:
+    from s3regfs.driver import PathNotFoundError
+
+    try:
+        entries = driver.list("/")
+    except PathNotFoundError:
+        return "the bucket is empty"
+    shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+    return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}" + (f" ({shown})" if entries else "")
+
+
+def _probe(driver: Any, path: str) -> str:
+    from s3regfs.driver import PathNotFoundError
+
+    data = secrets.token_bytes(64)
+    driver.put_content(path, data)
+    try:
+        if driver.get_content(path) != data:
+            raise RuntimeError("read back different bytes than were written")
+    finally:
+        driver.delete(path)
+    try:
+        driver.stat(path)
+    except PathNotFoundError:
+        return "64 bytes written, read back, deleted"
+    raise RuntimeError("the probe object is still there after delete")
+
+
+def _url(driver: Any, cfg: config.Config) -> str:
+    url = driver.redirect_url("GET", "/docker/registry/v2/blobs")
+    if not url:
+        raise UserError(f"the {cfg.driver.name} driver returned no URL; check the middleware options")
+    return url.split("?", 1)[0] + ("?... (signed)" if "?" in url else "")

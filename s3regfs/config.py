@@ -1,0 +1,766 @@
+"""Configuration: the one place where s3regfs settings are read, typed and validated.
+
+Owns the sources and their precedence (lowest first; docs/CONFIGURATION.md
+says the same):
+
+1. built-in defaults;
+2. the registry's ``config.yml`` (``--config``): ``storage: s3:``/``s3aws:``
+   with its parameters, and the ``middleware: storage:`` entries (``cloudfront``)
+   in order; other registry sections are ignored, another storage driver is an
+   error naming it, and ``version: 0.1`` must be present;
+3. the s3regfs-only section ``s3regfs:`` of the same file (mount options);
+4. the environment: ``REGISTRY_STORAGE...``/``REGISTRY_MIDDLEWARE_STORAGE_<i>...``
+   exactly as the registry applies them (lexical order, YAML-decoded values),
+   and ``S3REGFS_<OPTION>`` for the mount options (taken literally);
+5. ``-o`` options (driver parameters by their upstream names, mount options,
+   ``cloudfront.<option>``) and command-line flags (``--driver``,
+   ``--log-level``, ``-f``, ``--systemd``), flags last.
+
+Every bad value raises :class:`~s3regfs.errors.UserError` with one line that
+names the option, where it came from (file and key, environment variable, or
+``-o``) and how to fix it.  Secret values (access and secret keys, session
+tokens) are registered with :func:`s3regfs.logs.add_secret` and kept out of
+``repr``.  Nothing here touches the network: :func:`build_driver` builds the
+driver chain and maps parameter errors to the same one-line form.
+
+Size: over the ~600-line budget? No: the option table lives in
+:mod:`s3regfs.options_table`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from s3regfs import exitcodes, logs
+from s3regfs.errors import UserError
+from s3regfs.fs.options import FsOptions
+from s3regfs.options_table import (
+    FUSE_FLAGS,
+    FUSE_VALUED,
+    MOUNT_OPTIONS,
+    OptionValueError,
+    is_ignored_mount_option,
+)
+
+log = logging.getLogger(__name__)
+
+S3_DRIVERS = ("s3", "s3aws")
+CLI_DRIVERS = ("s3", "s3aws", "inmemory")
+DEFAULT_DRIVER = "s3"
+RESERVED_STORAGE_KEYS = frozenset({"maintenance", "cache", "delete", "redirect", "tag"})
+SECRET_PARAMETERS = frozenset({"accesskey", "secretkey", "sessiontoken"})
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+SECTION = "s3regfs"
+ENV_PREFIX = "S3REGFS_"
+ENV_IGNORED_PREFIXES = ("S3REGFS_TEST_",)
+REGISTRY_ENV_PREFIX = "REGISTRY_"
+CLOUDFRONT = "cloudfront"
+UNSUPPORTED_MIDDLEWARE = frozenset({"redirect", "rewrite"})
+SUPPORTED_VERSION = "0.1"
+FLAG_ONLY = frozenset({"foreground", "systemd"})
+
+
+# -- the typed result ------------------------------------------------------------------
+
+
+def _redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k.lower() in SECRET_PARAMETERS and v not in (None, "") else v) for k, v in parameters.items()}
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """The storage driver: its registered name and its (untyped, upstream) parameters."""
+
+    name: str = DEFAULT_DRIVER
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        return f"DriverConfig(name={self.name!r}, parameters={_redacted(self.parameters)!r})"
+
+    def source_of(self, key: str) -> str | None:
+        """Where parameter ``key`` was set (None for a default)."""
+        return self.sources.get(key)
+
+
+@dataclass(frozen=True)
+class MiddlewareConfig:
+    """One ``middleware: storage:`` entry."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MountConfig:
+    """How the process mounts and logs (everything that is not the filesystem core's)."""
+
+    foreground: bool = False
+    systemd: bool = False
+    allow_other: bool = False
+    log_level: str = logs.DEFAULT_LEVEL
+    log_file: str | None = None
+    mount_timeout: float = 60.0
+    fuse_options: tuple[tuple[str, str | None], ...] = ()
+
+    def fuse_kwargs(self) -> dict[str, str | bool]:
+        """The pass-through FUSE options as mfusepy keyword arguments."""
+        return {name: (True if value is None else value) for name, value in self.fuse_options}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs: driver, middleware chain, filesystem and mount options."""
+
+    driver: DriverConfig = field(default_factory=DriverConfig)
+    middleware: tuple[MiddlewareConfig, ...] = ()
+    fs: FsOptions = field(default_factory=FsOptions)
+    mount: MountConfig = field(default_factory=MountConfig)
+    config_file: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def read_only(self) -> bool:
+        return self.fs.read_only
+
+    def middleware_entries(self) -> list[tuple[str, dict[str, Any]]]:
+        """The ``[(name, options), ...]`` list :func:`s3regfs.middleware.wrap` takes."""
+        return [(m.name, dict(m.options)) for m in self.middleware]
+
+
+# -- YAML ------------------------------------------------------------------------------
+
+
+class _Int(int):
+    """A YAML integer that remembers how it was written (``644`` vs ``0644``), for modes."""
+
+    text: str = ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with the registry's typing: no timestamps, duplicate keys refused."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Int:
+    value = _Int(loader.construct_yaml_int(node))
+    value.text = str(node.value)
+    return value
+
+
+def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    data: dict[Any, Any] = {}
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in data
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "found an unhashable key", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        data[key] = loader.construct_object(value_node, deep=True)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+
+
+def yaml_decode(text: str | bytes, where: str) -> Any:
+    """Decode YAML the way the registry does; UserError naming ``where`` on failure."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{where}: invalid YAML{at}: {problem}; fix the syntax", exitcodes.CONFIG) from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        raise UserError(f"{where}: cannot decode the YAML ({type(exc).__name__}); simplify it", exitcodes.CONFIG) from None
+
+
+def _plain(value: Any, where: str, _stack: tuple[int, ...] = ()) -> Any:
+    """``value`` with YAML ints made plain ints; recursive aliases refused."""
+    if isinstance(value, (dict, list)):
+        if id(value) in _stack:
+            raise UserError(f"{where}: a YAML alias refers to itself; remove the recursion", exitcodes.CONFIG)
+        stack = _stack + (id(value),)
+        if isinstance(value, dict):
+            return {k: _plain(v, where, stack) for k, v in value.items()}
+        return [_plain(v, where, stack) for v in value]
+    if isinstance(value, _Int):
+        return int(value)
+    return value
+
+
+# -- reading the file ------------------------------------------------------------------
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """The top-level mapping of the YAML file at ``path``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(
+            f"config file {path}: {reason}; pass the path of the registry's config.yml with --config",
+            exitcodes.CONFIG,
+        ) from None
+    return parse_text(data, f"config file {path}")
+
+
+def parse_text(text: str | bytes, where: str) -> dict[str, Any]:
+    """The top-level mapping of YAML ``text`` (``where`` names it in errors)."""
+    raw = yaml_decode(text, where)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"{where}: the top level is a {_kind(raw)}, not a mapping; use the registry's config.yml layout "
+            "(version, storage, middleware)",
+            exitcodes.CONFIG,
+        )
+    _plain(raw, where)  # refuses recursive aliases early
+    return raw
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _check_version(raw: Mapping[str, Any], where: str) -> None:
+    if "version" not in raw:
+        raise UserError(
+            f"{where}: no 'version' key; add 'version: 0.1' at the top, as the registry requires", exitcodes.CONFIG
+        )
+    version = raw["version"]
+    text = str(version).strip() if not isinstance(version, bool) else ""
+    if isinstance(version, float):
+        text = repr(version)
+    if text != SUPPORTED_VERSION:
+        raise UserError(
+            f"{where}: version {version!r} is not supported; s3regfs reads registry configuration "
+            f"version {SUPPORTED_VERSION} (write 'version: 0.1')",
+            exitcodes.CONFIG,
+        )
+
+
+# -- registry environment overrides ----------------------------------------------------
+
+
+def _applies(parts: list[str]) -> bool:
+    low = [p.lower() for p in parts]
+    return low[:1] == ["storage"] or low[:2] == ["middleware", "storage"]
+
+
+def apply_registry_env(raw: dict[str, Any], environ: Mapping[str, str], sources: dict[tuple[str, ...], str]) -> None:
+    """Apply ``REGISTRY_STORAGE*``/``REGISTRY_MIDDLEWARE_STORAGE*`` as the registry does."""
+    for name in sorted(environ):
+        if not name.startswith(REGISTRY_ENV_PREFIX):
+            continue
+        parts = name[len(REGISTRY_ENV_PREFIX) :].split("_")
+        if not _applies(parts) or any(p == "" for p in parts):
+            continue
+        where = f"environment variable {name}"
+        value = _plain(yaml_decode(environ[name], where), where)
+        path = _set_path(raw, parts, value, where)
+        sources[tuple(p.lower() if isinstance(p, str) else str(p) for p in path)] = where
+
+
+def _match_key(node: dict[Any, Any], part: str) -> Any:
+    for key in node:
+        if isinstance(key, str) and key.lower() == part.lower():
+            return key
+    return part.lower()
+
+
+def _set_path(raw: dict[str, Any], parts: list[str], value: Any, where: str) -> list[Any]:
+    node: Any = raw
+    path: list[Any] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, dict):
+            key = _match_key(node, part)
+            if [str(p).lower() for p in path + [key]] == ["storage"] and isinstance(value, str) and last:
+                value = {value: {}}  # REGISTRY_STORAGE=s3 → storage: {s3: {}}
+            if last:
+                if value is None:
+                    node.pop(key, None)
+                else:
+                    node[key] = value
+                return path + [key]
+            child = node.get(key)
+            if child is None:
+                is_list = [str(p).lower() for p in path + [key]] == ["middleware", "storage"]
+                child = [] if is_list else {}
+                node[key] = child
+            elif isinstance(child, str) and [str(p).lower() for p in path + [key]] == ["storage"]:
+                child = {child: {}}
+                node[key] = child
+            node, path = child, path + [key]
+        elif isinstance(node, list):
+            if not part.isdigit():
+                raise UserError(f"{where}: non-numeric index {part!r}; list entries are numbered 0, 1, ...", exitcodes.CONFIG)
+            index = int(part)
+            if index > len(node):
+                raise UserError(
+                    f"{where}: undefined index {index} (the list has {len(node)} entries); number entries "
+                    "from 0 without gaps",
+                    exitcodes.CONFIG,
+                )
+            if index == len(node):
+                node.append({})
+            if last:
+                node[index] = value
+                return path + [index]
+            if not isinstance(node[index], (dict, list)):
+                node[index] = {}
+            node, path = node[index], path + [index]
+        else:
+            dotted = ".".join(str(p) for p in path)
+            raise UserError(
+                f"{where}: {dotted} is a {_kind(node)}, so {part.lower()} cannot be set inside it; "
+                "remove the variable or the conflicting value",
+                exitcodes.CONFIG,
+            )
+    return path
+
+
+# -- extracting the sections -----------------------------------------------------------
+
+
+@dataclass
+class _Layered:
+    """The merged, still untyped configuration, with the source of every value."""
+
+    driver: str | None = None
+    driver_source: str = "the default"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    parameter_sources: dict[str, str] = field(default_factory=dict)
+    middleware: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    option_sources: dict[str, str] = field(default_factory=dict)
+    fuse: dict[str, str | None] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)
+
+
+def _source(sources: Mapping[tuple[str, ...], str], path: Sequence[Any], file_where: str) -> str:
+    low = tuple(str(p).lower() for p in path)
+    for n in range(len(low), 0, -1):
+        if low[:n] in sources:
+            return sources[low[:n]]
+    return f"{file_where} ({'.'.join(str(p) for p in path)})"
+
+
+def _storage(raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where: str, into: _Layered) -> None:
+    storage = raw.get("storage")
+    if storage is None:
+        return
+    src = _source(sources, ["storage"], where)
+    if isinstance(storage, str):
+        storage = {storage: {}}
+    if not isinstance(storage, dict):
+        raise UserError(f"{src}: storage must be a mapping with one driver (s3); fix the storage section", exitcodes.CONFIG)
+    drivers = [k for k in storage if not (isinstance(k, str) and k.lower() in RESERVED_STORAGE_KEYS)]
+    if len(drivers) > 1:
+        listed = ", ".join(str(d) for d in drivers)
+        raise UserError(
+            f"{src}: multiple storage drivers specified in configuration or environment: [{listed}]; keep only s3",
+            exitcodes.CONFIG,
+        )
+    if not drivers:
+        return
+    name = drivers[0]
+    params = storage[name]
+    psrc = _source(sources, ["storage", name], where)
+    if params is None:
+        params = {}
+    if not isinstance(name, str) or not isinstance(params, dict):
+        raise UserError(f"{psrc}: the {name} driver's parameters must be a mapping; fix storage.{name}", exitcodes.CONFIG)
+    into.driver, into.driver_source = name.lower(), psrc
+    for key, value in params.items():
+        if not isinstance(key, str):
+            raise UserError(f"{psrc}: parameter name {key!r} is not a string; fix storage.{name}", exitcodes.CONFIG)
+        if value is None:
+            continue  # nil means "absent" upstream
+        into.parameters[key] = _plain(value, psrc)
+        into.parameter_sources[key] = _source(sources, ["storage", name, key], where)
+
+
+def _middleware(raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where: str, into: _Layered) -> None:
+    section = raw.get("middleware")
+    if section is None:
+        return
+    src = _source(sources, ["middleware"], where)
+    if not isinstance(section, dict):
+        raise UserError(f"{src}: middleware must be a mapping (storage: [...]); fix the middleware section", exitcodes.CONFIG)
+    entries = section.get("storage")
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise UserError(f"{_source(sources, ['middleware', 'storage'], where)}: middleware.storage must be a list of "
+                        "entries (- name: cloudfront); fix it", exitcodes.CONFIG)
+    for index, entry in enumerate(entries):
+        _middleware_entry(entry, index, sources, where, into)
+
+
+def _middleware_entry(entry: Any, index: int, sources: Mapping[tuple[str, ...], str], where: str, into: _Layered) -> None:
+    path = ["middleware", "storage", index]
+    src = _source(sources, path, where)
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise UserError(f"{src}: a middleware entry needs 'name: cloudfront' and 'options:'; fix the entry", exitcodes.CONFIG)
+    name = entry["name"]
+    options = entry.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise UserError(f"{src}: the options of middleware {name} must be a mapping; fix the entry", exitcodes.CONFIG)
+    if name in UNSUPPORTED_MIDDLEWARE:
+        log.warning("%s: storage middleware %s ignored: s3regfs applies only cloudfront", src, name)
+        return
+    if name != CLOUDFRONT:
+        raise UserError(
+            f"{src}: no storage middleware registered with name: {name}; s3regfs supports cloudfront "
+            "(remove the entry)",
+            exitcodes.CONFIG,
+        )
+    opt_sources = {k: _source(sources, path + ["options", k], where) for k in options}
+    into.middleware.append((name, {k: _plain(v, src) for k, v in options.items() if v is not None}, opt_sources))
+
+
+def _section(raw: dict[str, Any], where: str, into: _Layered) -> None:
+    section = raw.get(SECTION)
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise UserError(f"{where} ({SECTION}): must be a mapping of mount options; fix the {SECTION} section",
+                        exitcodes.CONFIG)
+    for key, value in section.items():
+        src = f"{where} ({SECTION}.{key})"
+        if not isinstance(key, str) or key not in MOUNT_OPTIONS:
+            raise UserError(f"{src}: unknown s3regfs option; use one of {', '.join(sorted(MOUNT_OPTIONS))}",
+                            exitcodes.CONFIG)
+        if value is None:
+            continue
+        into.options[key] = value
+        into.option_sources[key] = src
+
+
+def _section_env(environ: Mapping[str, str], into: _Layered) -> None:
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_IGNORED_PREFIXES):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in MOUNT_OPTIONS:
+            log.warning("environment variable %s ignored: %s is not an s3regfs option", name, key)
+            continue
+        into.options[key] = environ[name]
+        into.option_sources[key] = f"environment variable {name}"
+
+
+# -- -o options ------------------------------------------------------------------------
+
+
+def split_options(values: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``["ro,uid=1000", "bucket=b"]`` → ``[("ro", None), ("uid", "1000"), ("bucket", "b")]``."""
+    items: list[tuple[str, str | None]] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, eq, val = item.partition("=")
+            items.append((key.strip().lower(), val.strip() if eq else None))
+    return items
+
+
+def _apply_o(items: list[tuple[str, str | None]], into: _Layered) -> None:
+    for key, value in items:
+        src = f"-o {key}"
+        if is_ignored_mount_option(key):
+            log.debug("-o %s: handled by mount(8)/systemd, ignored", key)
+        elif key in ("ro", "rw"):
+            if value is not None:
+                raise UserError(f"{src}={value}: {key} takes no value; write -o {key}", exitcodes.CONFIG)
+            into.options["read_only"] = key == "ro"
+            into.option_sources["read_only"] = src
+        elif key in FUSE_FLAGS or key in FUSE_VALUED:
+            _fuse_option(key, value, into)
+        elif key in MOUNT_OPTIONS:
+            into.options[key] = "true" if value is None and MOUNT_OPTIONS[key].flag else value
+            into.option_sources[key] = src
+            if into.options[key] is None:
+                raise UserError(f"{src}: needs a value; write -o {key}=VALUE", exitcodes.CONFIG)
+        elif key.startswith(CLOUDFRONT + "."):
+            _cloudfront_option(key[len(CLOUDFRONT) + 1 :], value, into)
+        else:
+            if value is None:
+                raise UserError(
+                    f"{src}: unknown option, or a driver parameter without a value; write -o {key}=VALUE "
+                    "or see docs/CONFIGURATION.md for the options",
+                    exitcodes.CONFIG,
+                )
+            into.parameters[key] = value
+            into.parameter_sources[key] = src
+            if key in SECRET_PARAMETERS:
+                log.warning("-o %s: a secret on the command line is visible in ps; put it in the config file "
+                            "or the environment (REGISTRY_STORAGE_S3_%s)", key, key.upper())
+
+
+def _fuse_option(key: str, value: str | None, into: _Layered) -> None:
+    if key in FUSE_FLAGS and value is not None:
+        raise UserError(f"-o {key}={value}: {key} takes no value; write -o {key}", exitcodes.CONFIG)
+    if key in FUSE_VALUED and not value:
+        raise UserError(f"-o {key}: needs a value; write -o {key}=VALUE", exitcodes.CONFIG)
+    into.fuse[key] = value
+
+
+def _cloudfront_option(option: str, value: str | None, into: _Layered) -> None:
+    src = f"-o {CLOUDFRONT}.{option}"
+    if not option or value is None:
+        raise UserError(f"{src}: needs an option name and a value; write -o {CLOUDFRONT}.baseurl=URL", exitcodes.CONFIG)
+    for name, options, sources in into.middleware:
+        if name == CLOUDFRONT:
+            options[option] = value
+            sources[option] = src
+            return
+    into.middleware.append((CLOUDFRONT, {option: value}, {option: src}))
+
+
+# -- typing ----------------------------------------------------------------------------
+
+
+def _typed_options(into: _Layered) -> tuple[dict[str, Any], dict[str, Any]]:
+    fs_kwargs: dict[str, Any] = {}
+    mount_kwargs: dict[str, Any] = {}
+    for key, raw_value in into.options.items():
+        option = MOUNT_OPTIONS[key]
+        try:
+            value = option.parse(raw_value)
+        except OptionValueError as exc:
+            raise UserError(f"{into.option_sources[key]}: {key}={_shown(raw_value)}: {exc}", exitcodes.CONFIG) from None
+        (fs_kwargs if option.target == "fs" else mount_kwargs)[option.field] = value
+    return fs_kwargs, mount_kwargs
+
+
+def _shown(value: Any) -> str:
+    text = value.text if isinstance(value, _Int) and value.text else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cross_check(fs: FsOptions, into: _Layered) -> None:
+    if fs.readahead_min > fs.readahead_max:
+        src = into.option_sources.get("readahead_min") or into.option_sources.get("readahead_max", "the defaults")
+        raise UserError(
+            f"{src}: readahead_min ({fs.readahead_min}) is larger than readahead_max ({fs.readahead_max}); "
+            "lower readahead_min or raise readahead_max",
+            exitcodes.CONFIG,
+        )
+    if fs.readahead_max > fs.readahead_budget:
+        src = into.option_sources.get("readahead_max") or into.option_sources.get("readahead_budget", "the defaults")
+        raise UserError(
+            f"{src}: readahead_max ({fs.readahead_max}) is larger than readahead_budget ({fs.readahead_budget}); "
+            "raise readahead_budget or lower readahead_max",
+            exitcodes.CONFIG,
+        )
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> str:
+    """``/var/cache/s3regfs`` for root, ``$XDG_CACHE_HOME/s3regfs`` (``~/.cache/s3regfs``) otherwise."""
+    if os.geteuid() == 0:
+        return FsOptions.__dataclass_fields__["cache_dir"].default  # type: ignore[no-any-return]
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "s3regfs")
+
+
+# -- the driver ------------------------------------------------------------------------
+
+
+def _choose_driver(into: _Layered, driver_flag: str | None) -> str:
+    if driver_flag is not None:
+        flag = driver_flag.lower()
+        if flag not in CLI_DRIVERS:
+            raise UserError(f"--driver {driver_flag}: unknown driver; use one of {', '.join(CLI_DRIVERS)}", exitcodes.USAGE)
+        if into.driver is not None and into.driver not in (flag,) and not (
+            into.driver in S3_DRIVERS and flag in S3_DRIVERS
+        ):
+            log.info("--driver %s replaces the %s driver of %s and its parameters", flag, into.driver, into.driver_source)
+            for key, src in list(into.parameter_sources.items()):
+                if not src.startswith("-o "):
+                    into.parameters.pop(key, None)
+                    into.parameter_sources.pop(key, None)
+        return flag
+    if into.driver is None:
+        return DEFAULT_DRIVER
+    if into.driver not in S3_DRIVERS:
+        raise UserError(
+            f"{into.driver_source}: the {into.driver} storage driver cannot be mounted; s3regfs mounts the s3 "
+            "(or s3aws) driver's bucket, so point --config at a registry that stores in S3",
+            exitcodes.CONFIG,
+        )
+    return into.driver
+
+
+def _validate_parameters(driver: DriverConfig) -> None:
+    """Type-check the parameters now (no network), so errors come before any mount."""
+    if driver.name not in S3_DRIVERS:
+        if driver.parameters:
+            key = sorted(driver.parameters)[0]
+            raise UserError(
+                f"{driver.source_of(key) or key}: the {driver.name} driver takes no parameters; remove {key}",
+                exitcodes.CONFIG,
+            )
+        return
+    try:
+        from s3regfs.driver.s3.params import from_parameters
+    except ImportError:  # the s3 driver is not installed in this build
+        return
+    try:
+        from_parameters(dict(driver.parameters))
+    except (ValueError, TypeError) as exc:
+        raise UserError(parameter_error(driver, exc), exitcodes.CONFIG) from None
+
+
+def parameter_error(driver: DriverConfig, exc: BaseException) -> str:
+    """One line for a driver-parameter error: the source of the parameter it names, the cause, the fix."""
+    message = " ".join(str(exc).split())
+    for key in sorted(driver.parameters, key=len, reverse=True):
+        if re.search(rf"(?<![a-z0-9]){re.escape(key.lower())}(?![a-z0-9])", message.lower()):
+            return f"{driver.source_of(key) or key}: {message}; correct or remove the value"
+    missing = re.search(r"no (\w+) parameter provided", message)
+    if missing:
+        key = missing.group(1).lower()
+        return (f"{message}; set it in the config file (storage.{driver.name}.{key}), the environment "
+                f"(REGISTRY_STORAGE_{driver.name.upper()}_{key.upper()}) or with -o {key}=VALUE")
+    return f"{driver.name} driver parameters: {message}; fix the storage.{driver.name} section or the -o options"
+
+
+# -- entry points ----------------------------------------------------------------------
+
+
+def load(
+    config_file: str | None = None,
+    *,
+    text: str | bytes | None = None,
+    environ: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+    driver: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge every source (see the module docstring) into a validated :class:`Config`.
+
+    ``text`` stands for the content of ``config_file`` (tests); ``environ``
+    defaults to ``os.environ``; ``options`` are the ``-o`` strings; ``driver``
+    is ``--driver``; ``flags`` holds the other flags by option name
+    (``log_level``, ``foreground``, ``systemd``).
+    """
+    env = dict(os.environ if environ is None else environ)
+    where = f"config file {config_file or '<text>'}"
+    raw: dict[str, Any] = {}
+    if text is not None:
+        raw = parse_text(text, where)
+    elif config_file is not None:
+        raw = read_file(config_file)
+    if text is not None or config_file is not None:
+        _check_version(raw, where)
+    sources: dict[tuple[str, ...], str] = {}
+    apply_registry_env(raw, env, sources)
+    into = _Layered()
+    _storage(raw, sources, where, into)
+    _middleware(raw, sources, where, into)
+    _section(raw, where, into)
+    _section_env(env, into)
+    _apply_o(split_options(options), into)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key in FLAG_ONLY:
+            into.flags[key] = bool(value)
+        else:
+            into.options[key] = value
+            into.option_sources[key] = "--" + key.replace("_", "-")
+    return _build(into, driver, env, config_file)
+
+
+def _build(into: _Layered, driver_flag: str | None, env: Mapping[str, str], config_file: str | None) -> Config:
+    name = _choose_driver(into, driver_flag)
+    driver = DriverConfig(name, dict(into.parameters), dict(into.parameter_sources))
+    middleware = tuple(MiddlewareConfig(n, dict(o), dict(s)) for n, o, s in into.middleware)
+    fs_kwargs, mount_kwargs = _typed_options(into)
+    fs_kwargs.setdefault("cache_dir", default_cache_dir(env))
+    fs = FsOptions(**fs_kwargs)
+    _cross_check(fs, into)
+    mount = MountConfig(**mount_kwargs, **into.flags, fuse_options=tuple(into.fuse.items()))
+    if mount.systemd:
+        mount = replace(mount, foreground=True)
+    for key in SECRET_PARAMETERS:
+        logs.add_secret(driver.parameters.get(key))
+    for var in SECRET_ENV:
+        logs.add_secret(env.get(var))
+    _validate_parameters(driver)
+    return Config(driver, middleware, fs, mount, config_file, dict(into.option_sources))
+
+
+def build_driver(config: Config) -> Any:
+    """The driver chain of ``config``: factory → middleware, with errors as one-line UserErrors."""
+    from s3regfs.driver import factory
+    from s3regfs.driver.errors import InvalidStorageDriverError, StorageDriverError
+
+    try:
+        driver = factory.create(config.driver.name, dict(config.driver.parameters))
+    except InvalidStorageDriverError as exc:
+        raise UserError(f"{exc}; use one of {', '.join(CLI_DRIVERS)}", exitcodes.CONFIG) from None
+    except (ValueError, TypeError) as exc:
+        raise UserError(parameter_error(config.driver, exc), exitcodes.CONFIG) from None
+    except StorageDriverError as exc:
+        raise UserError(f"cannot create the {config.driver.name} driver: {exc}; check the endpoint and "
+                        "credentials", exitcodes.STORAGE) from None
+    if not config.middleware:
+        return driver
+    from s3regfs import middleware
+
+    try:
+        return middleware.wrap(driver, config.middleware_entries())
+    except Exception as exc:  # noqa: BLE001 - every middleware failure is a configuration error
+        driver.close()
+        raise UserError(_middleware_error(config, exc), exitcodes.CONFIG) from None
+
+
+def _middleware_error(config: Config, exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    for entry in config.middleware:
+        for key in sorted(entry.options, key=len, reverse=True):
+            if re.search(rf"(?<![a-z0-9]){re.escape(key.lower())}(?![a-z0-9])", message.lower()):
+                return f"{entry.sources.get(key, key)}: {message}; correct the {entry.name} option {key}"
+    return f"{message}; check the middleware options (middleware.storage in the config file or -o cloudfront.*)"
+
+
+def field_names() -> list[str]:
+    """The FsOptions fields (the docs test checks each has an option)."""
+    return [f.name for f in fields(FsOptions)]

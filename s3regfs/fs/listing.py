@@ -1,0 +1,251 @@
+"""Directory listings from the driver: filtering, the file/directory clash rule, walk-ahead.
+
+Owns how a directory's entries are learned and put into the :class:`MetaCache`:
+
+* a child whose name the driver contract cannot represent (``x/`` placeholders, spaces, …)
+  is left out, with ONE warning per directory;
+* a file and a directory with the same name: the directory wins (one warning per
+  directory); the file is not reachable through the mount;
+* walk-ahead (``listing_walk_ahead`` keys): the first listing of a directory walks its whole
+  subtree with the driver's flat ``walk`` and stops after that many files; every
+  subdirectory the walk finished is cached, so ``find``/``ls -R`` cost about one LIST per
+  1000 keys instead of one per directory.  A later listing of a directory the walk has not
+  finished resumes it once (``start_after_hint``), then falls back to ``list_info``.
+
+The walk relies on the contract's order: a directory is reported before anything below it and
+its subtree is contiguous (true of depth-first order and of S3 key order).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from s3regfs.driver.base import FileInfo, StorageDriver
+from s3regfs.driver.errors import FilledBuffer, PathNotFoundError
+from s3regfs.fs.metacache import Listing, Meta, MetaCache
+from s3regfs.fs.paths import basename, is_under, name_ok, parent
+
+log = logging.getLogger(__name__)
+
+_MAX_SESSIONS = 64
+_MAX_WARNED = 10_000
+
+
+def _prefix(directory: str) -> str:
+    return "/" if directory == "/" else directory + "/"
+
+
+def meta_of(info: FileInfo) -> Meta:
+    if info.is_dir:
+        return Meta(True, 0, 0.0)
+    try:
+        mtime = info.mod_time.timestamp()
+    except (OverflowError, ValueError, OSError):
+        mtime = 0.0
+    return Meta(False, info.size, mtime)
+
+
+def merge(entries: Listing, name: str, meta: Meta) -> bool:
+    """Add one child; the directory wins a clash. True when a clash was seen."""
+    old = entries.get(name)
+    if old is None:
+        entries[name] = meta
+        return False
+    if old.is_dir == meta.is_dir:
+        return False
+    if meta.is_dir:
+        entries[name] = meta
+    return True
+
+
+@dataclass
+class _Session:
+    """One walk-ahead over the subtree of ``root``."""
+
+    root: str
+    stamp: float
+    cursor: str = ""
+    done: bool = False
+    chain: list[str] = field(default_factory=list)
+    partial: dict[str, Listing] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Lister:
+    """Fetches listings through the driver and caches them."""
+
+    def __init__(self, driver: StorageDriver, cache: MetaCache, ttl: float, walk_ahead: int) -> None:
+        self.driver = driver
+        self.cache = cache
+        self.ttl = ttl
+        self.walk_ahead = walk_ahead if ttl > 0 else 0
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    # -- public ------------------------------------------------------------------------------------
+
+    def list_dir(self, directory: str) -> Listing:
+        """The entries of ``directory`` (cached or fetched); PathNotFoundError when it has none."""
+        cached = self.cache.listing(directory)
+        if cached is not None:
+            return cached
+        if self.walk_ahead > 0:
+            entries = self._via_walk(directory)
+            if entries is not None:
+                return entries
+        return self._list_info(directory)
+
+    def forget_sessions_under(self, directory: str) -> None:
+        with self._lock:
+            for root in [r for r in self._sessions if r == directory or is_under(r, directory)]:
+                del self._sessions[root]
+
+    # -- plain listing -----------------------------------------------------------------------------
+
+    def _list_info(self, directory: str) -> Listing:
+        stamp = self.cache.now()
+        infos = self.driver.list_info(directory)
+        entries: Listing = {}
+        bad: list[str] = []
+        clash = False
+        prefix = _prefix(directory)
+        for info in infos:
+            name = info.path[len(prefix) :] if info.path.startswith(prefix) else ""
+            if not name_ok(name):
+                bad.append(info.path)
+                continue
+            clash |= merge(entries, name, meta_of(info))
+        self._warn(directory, bad, clash)
+        self.cache.put_listing(directory, entries, stamp)
+        return dict(entries)
+
+    def _warn(self, directory: str, bad: list[str], clash: bool) -> None:
+        if len(self._warned) > _MAX_WARNED:
+            self._warned.clear()
+        if bad and (directory, "bad") not in self._warned:
+            self._warned.add((directory, "bad"))
+            log.warning(
+                "%s: %d key(s) cannot be represented and are not listed (e.g. %r): names may use only "
+                "A-Z a-z 0-9 . _ - (storage driver path rule)",
+                directory,
+                len(bad),
+                bad[0],
+            )
+        if clash and (directory, "clash") not in self._warned:
+            self._warned.add((directory, "clash"))
+            log.warning(
+                "%s: a file and a directory share a name in the bucket; the directory is shown, "
+                "the file is not reachable through the mount",
+                directory,
+            )
+
+    # -- walk-ahead --------------------------------------------------------------------------------
+
+    def _session_for(self, directory: str) -> tuple[_Session, bool]:
+        """The deepest live session whose root covers ``directory``, or a new one rooted there."""
+        now = self.cache.now()
+        with self._lock:
+            for root in [r for r, s in self._sessions.items() if s.done or now - s.stamp > self.ttl]:
+                del self._sessions[root]
+            best: _Session | None = None
+            for session in self._sessions.values():
+                covers = session.root == directory or is_under(directory, session.root)
+                if covers and (best is None or len(session.root) > len(best.root)):
+                    best = session
+            if best is not None:
+                return best, False
+            if len(self._sessions) >= _MAX_SESSIONS:
+                oldest = min(self._sessions.values(), key=lambda s: s.stamp)
+                del self._sessions[oldest.root]
+            session = _Session(directory, now, chain=[directory], partial={directory: {}})
+            self._sessions[directory] = session
+            return session, True
+
+    def _via_walk(self, directory: str) -> Listing | None:
+        """The listing from a walk session, or None when one more page did not finish it."""
+        session, _ = self._session_for(directory)
+        with session.lock:
+            cached = self.cache.listing(directory)
+            if cached is not None or session.done:
+                return cached
+            self._advance(session)
+        return self.cache.listing(directory)
+
+    def _advance(self, session: _Session) -> None:
+        """Walk about ``walk_ahead`` more files of the session; cache every directory it finished."""
+        stamp = self.cache.now()
+        files = 0
+        bad: dict[str, list[str]] = {}
+        root = session.root
+        prefix = _prefix(root)
+
+        def visit(info: FileInfo) -> None:
+            nonlocal files
+            session.cursor = info.path
+            if not info.path.startswith(prefix):
+                return
+            rel = info.path[len(prefix) :]
+            if not all(name_ok(part) for part in rel.split("/")):
+                bad.setdefault(parent(info.path), []).append(info.path)
+                return
+            self._place(session, info, stamp)
+            if not info.is_dir:
+                files += 1
+                if files >= self.walk_ahead:
+                    raise FilledBuffer()
+
+        stopper = _Stopper(visit)
+        try:
+            self.driver.walk(root, stopper, session.cursor)
+        except FilledBuffer:
+            stopper.stopped = True
+        except PathNotFoundError:
+            pass
+        if not stopper.stopped:
+            session.done = True
+            while session.chain:
+                self._close(session, session.chain.pop(), stamp)
+        for directory, paths in bad.items():
+            self._warn(directory, paths, False)
+
+    def _place(self, session: _Session, info: FileInfo, stamp: float) -> None:
+        """Add one walked entry below the session root; close the directories it has left."""
+        target = parent(info.path)
+        chain = session.chain
+        while len(chain) > 1 and chain[-1] != target and not is_under(target, chain[-1]):
+            self._close(session, chain.pop(), stamp)
+        while chain[-1] != target:  # a directory the walk did not report before its children
+            step = target
+            while parent(step) != chain[-1]:
+                step = parent(step)
+            merge(session.partial[chain[-1]], basename(step), Meta(True, 0, 0.0))
+            chain.append(step)
+            session.partial[step] = {}
+        if merge(session.partial[target], basename(info.path), meta_of(info)):
+            self._warn(target, [], True)
+        if info.is_dir:
+            chain.append(info.path)
+            session.partial.setdefault(info.path, {})
+
+    def _close(self, session: _Session, directory: str, stamp: float) -> None:
+        self.cache.put_listing(directory, session.partial.pop(directory, {}), stamp)
+
+
+class _Stopper:
+    """Wraps the visit function so the caller can tell "stopped early" from "finished"."""
+
+    def __init__(self, fn: Callable[[FileInfo], None]) -> None:
+        self.fn = fn
+        self.stopped = False
+
+    def __call__(self, info: FileInfo) -> None:
+        try:
+            self.fn(info)
+        except FilledBuffer:
+            self.stopped = True
+            raise
+

@@ -1,0 +1,206 @@
+"""The metadata cache: attributes, directory listings and negative entries, behind one lock.
+
+Owns three cachetools ``TTLCache`` maps:
+
+* ``attrs``: path → :class:`Meta` learned from a ``stat`` or from this mount's own change;
+* ``listings``: directory → {name: Meta}, a whole directory as a listing returned it (its size
+  in the cache is its number of entries, so ``metadata_cache_entries`` bounds entries, not
+  directories);
+* ``absent``: path → stamp, names known not to exist (``negative_ttl``).
+
+Every value carries the clock time it was learned; :meth:`MetaCache.lookup` answers from the
+newest of the three that knows the path, so a listing fetched after a ``stat`` wins and an
+unlink recorded after a listing wins.  A cached listing is authoritative for its directory:
+a name it does not contain is absent (until the listing expires).
+
+This mount's own changes update the cache at once (:meth:`added`, :meth:`removed`,
+:meth:`forget_tree`); another mount's changes show when the entries expire (metadata_ttl,
+negative_ttl).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from cachetools import TTLCache
+
+from s3regfs.fs.paths import basename, is_under, parent
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What the cache knows about one existing name."""
+
+    is_dir: bool
+    size: int
+    mtime: float  # seconds since the epoch; 0.0 when unknown (directories)
+
+
+ABSENT = Meta(False, -1, 0.0)
+"""The answer of :meth:`MetaCache.lookup` for a name known not to exist."""
+
+Listing = dict[str, Meta]
+
+
+class MetaCache:
+    """Thread-safe TTL caches of attributes, listings and negative entries."""
+
+    def __init__(
+        self,
+        ttl: float,
+        negative_ttl: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._enabled = ttl > 0
+        size = max(1, max_entries)
+        self._attrs: TTLCache[str, tuple[float, Meta]] = TTLCache(size, max(ttl, 1e-9), timer=clock)
+        self._absent: TTLCache[str, float] = TTLCache(size, max(negative_ttl, 1e-9), timer=clock)
+        self._neg_enabled = negative_ttl > 0
+        self._listings: TTLCache[str, tuple[float, Listing]] = TTLCache(
+            size, max(ttl, 1e-9), timer=clock, getsizeof=lambda value: len(value[1]) + 1
+        )
+        self._ttl = ttl
+        # This mount's own changes of the last ``ttl`` seconds, re-applied to a listing fetched
+        # before them but stored after them.
+        self._changes: dict[str, deque[tuple[float, str, Meta]]] = {}
+        self._change_order: deque[tuple[float, str]] = deque()
+        self.hits = 0
+        self.misses = 0
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Meta | None:
+        """The cached Meta, :data:`ABSENT`, or ``None`` when the cache does not know."""
+        with self._lock:
+            best: tuple[float, Meta] | None = self._attrs.get(path)
+            absent_stamp = self._absent.get(path)
+            if absent_stamp is not None and (best is None or absent_stamp >= best[0]):
+                best = (absent_stamp, ABSENT)
+            if path != "/":
+                listed = self._listings.get(parent(path))
+                if listed is not None and (best is None or listed[0] > best[0]):
+                    best = (listed[0], listed[1].get(basename(path), ABSENT))
+            if best is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return best[1]
+
+    def listing(self, directory: str) -> Listing | None:
+        """A copy of the cached listing of ``directory`` (newer attrs of its children applied)."""
+        with self._lock:
+            listed = self._listings.get(directory)
+            if listed is None:
+                return None
+            return dict(listed[1])
+
+    # -- what was learned from the driver ------------------------------------------------------
+
+    def put(self, path: str, meta: Meta) -> None:
+        if not self._enabled:
+            return
+        with self._lock:
+            self._attrs[path] = (self._clock(), meta)
+
+    def put_absent(self, path: str) -> None:
+        if not self._neg_enabled:
+            return
+        with self._lock:
+            self._absent[path] = self._clock()
+            self._attrs.pop(path, None)
+
+    def put_listing(self, directory: str, entries: Listing, stamp: float | None = None) -> None:
+        """Cache a complete listing (silently skipped when it alone exceeds the cache)."""
+        if not self._enabled:
+            return
+        with self._lock:
+            when = self._clock() if stamp is None else stamp
+            self._trim_changes()
+            for changed_at, name, meta in self._changes.get(directory, ()):
+                if changed_at >= when:
+                    if meta is ABSENT:
+                        entries.pop(name, None)
+                    else:
+                        entries[name] = meta
+            try:
+                self._listings[directory] = (when, entries)
+            except ValueError:  # larger than the whole cache
+                return
+
+    def _trim_changes(self) -> None:
+        horizon = self._clock() - self._ttl
+        while self._change_order and self._change_order[0][0] < horizon:
+            _, directory = self._change_order.popleft()
+            pending = self._changes.get(directory)
+            while pending and pending[0][0] < horizon:
+                pending.popleft()
+            if not pending:
+                self._changes.pop(directory, None)
+
+    def now(self) -> float:
+        return self._clock()
+
+    # -- this mount's own changes --------------------------------------------------------------
+
+    def added(self, path: str, meta: Meta) -> None:
+        """``path`` now exists with ``meta`` (create/commit/mkdir/rename target)."""
+        with self._lock:
+            now = self._clock()
+            self._note(now, path, meta)
+            self._absent.pop(path, None)
+            if self._enabled:
+                self._attrs[path] = (now, meta)
+            listed = self._listings.get(parent(path))
+            if listed is not None:
+                listed[1][basename(path)] = meta
+
+    def removed(self, path: str) -> None:
+        """``path`` no longer exists (unlink/rmdir/rename source)."""
+        with self._lock:
+            now = self._clock()
+            self._note(now, path, ABSENT)
+            self._attrs.pop(path, None)
+            if self._neg_enabled:
+                self._absent[path] = now
+            listed = self._listings.get(parent(path))
+            if listed is not None:
+                listed[1].pop(basename(path), None)
+
+    def _note(self, now: float, path: str, meta: Meta) -> None:
+        if self._enabled and path != "/":
+            directory = parent(path)
+            self._changes.setdefault(directory, deque()).append((now, basename(path), meta))
+            self._change_order.append((now, directory))
+            if len(self._change_order) % 1024 == 0:
+                self._trim_changes()
+
+    def forget(self, path: str) -> None:
+        """Drop what is known about ``path`` itself (the next lookup asks the driver)."""
+        with self._lock:
+            self._attrs.pop(path, None)
+            self._absent.pop(path, None)
+            self._listings.pop(path, None)
+            listed = self._listings.get(parent(path)) if path != "/" else None
+            if listed is not None:
+                self._listings.pop(parent(path), None)
+
+    def forget_tree(self, directory: str) -> None:
+        """Drop everything known about ``directory`` and below it (directory rename)."""
+        with self._lock:
+            for cache in (self._attrs, self._absent, self._listings):
+                doomed = [key for key in list(cache.keys()) if key == directory or is_under(key, directory)]
+                for key in doomed:
+                    cache.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._attrs.clear()
+            self._absent.clear()
+            self._listings.clear()

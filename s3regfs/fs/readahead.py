@@ -1,0 +1,175 @@
+"""Reads of committed objects: sequential detection, a growing readahead window, a byte budget.
+
+Owns :class:`ByteBudget` (one per mount: the bytes all readahead windows may hold together)
+and :class:`ReadStream` (one per open handle reading from the bucket).
+
+* A read at the position where the previous one ended (or at 0 for the first read) is
+  sequential: the stream fetches ahead, up to a window that starts at ``readahead_min`` and
+  doubles at each refill up to ``readahead_max``.  The window is fetched as parallel ranged
+  requests of at most ``read_part_size`` on the shared thread pool.  Reads that fall inside
+  the fetched window are served from it in any order (the kernel sends readahead requests
+  from several threads).
+* Any other read is random: it fetches exactly the bytes asked for, inline, and does not
+  disturb the window.
+* Every chunk takes its bytes from the :class:`ByteBudget` before it is requested and gives
+  them back when the reader has moved past it (or the handle closes); when the budget is
+  exhausted, reads fall back to direct fetches of exactly what was asked.
+* ``fetch(offset, length)`` must return exactly ``length`` bytes or raise (the caller's fetch
+  turns a short read in the middle of a file into ``EIO``): wrong bytes are never returned.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+Fetch = Callable[[int, int], bytes]
+
+
+class ByteBudget:
+    """A counter of bytes that readahead may hold, shared by every open file."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._used = 0
+        self._peak = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, n: int) -> bool:
+        with self._lock:
+            if self._used + n > self.total:
+                return False
+            self._used += n
+            self._peak = max(self._peak, self._used)
+            return True
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._used -= n
+
+    @property
+    def used(self) -> int:
+        with self._lock:
+            return self._used
+
+    @property
+    def peak(self) -> int:
+        with self._lock:
+            return self._peak
+
+
+@dataclass
+class _Chunk:
+    start: int
+    end: int
+    future: "Future[bytes]"
+
+
+class ReadStream:
+    """The read state of one handle on one committed object of known size."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        size: int,
+        pool: ThreadPoolExecutor,
+        budget: ByteBudget,
+        minimum: int,
+        maximum: int,
+        part: int,
+    ) -> None:
+        self._fetch = fetch
+        self.size = size
+        self._pool = pool
+        self._budget = budget
+        self._min = max(1, minimum)
+        self._max = max(self._min, maximum)
+        self._part = max(1, part)
+        self._lock = threading.Lock()
+        self._chunks: deque[_Chunk] = deque()
+        self._fetched_to = 0
+        self._expected = 0
+        self.window = 0
+        self.direct_reads = 0
+
+    # -- public --------------------------------------------------------------------------------
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset >= self.size or length <= 0:
+            return b""
+        end = min(self.size, offset + length)
+        with self._lock:
+            if self._covered(offset, end):
+                return self._serve(offset, end)
+            if offset == self._expected:
+                self._restart(offset)
+                if self._covered(offset, end):
+                    return self._serve(offset, end)
+            elif not self._chunks or offset >= self._expected:
+                # a real jump: forget the window (a late request behind it keeps it)
+                self._drop_all()
+                self.window = 0
+        self.direct_reads += 1
+        data = self._fetch(offset, end - offset)
+        with self._lock:
+            if offset >= self._expected or not self._chunks:
+                self._expected = end
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_all()
+
+    # -- window --------------------------------------------------------------------------------
+
+    def _covered(self, offset: int, end: int) -> bool:
+        return bool(self._chunks) and self._chunks[0].start <= offset and end <= self._fetched_to
+
+    def _restart(self, offset: int) -> None:
+        self._drop_all()
+        self._fetched_to = offset
+        self.window = self._min if self.window == 0 else self.window
+        self._submit_until(min(self.size, offset + self.window))
+
+    def _serve(self, offset: int, end: int) -> bytes:
+        while self._chunks and self._chunks[0].end <= offset:
+            self._drop(self._chunks.popleft())
+        parts = []
+        try:
+            for chunk in self._chunks:
+                if chunk.start >= end:
+                    break
+                data = chunk.future.result()
+                parts.append(data[max(offset, chunk.start) - chunk.start : min(end, chunk.end) - chunk.start])
+        except BaseException:
+            self._drop_all()
+            self.window = 0
+            raise
+        self._expected = max(self._expected, end)
+        if self._fetched_to - end < self.window // 2 and self._fetched_to < self.size:
+            self.window = min(self.window * 2, self._max)
+            self._submit_until(min(self.size, end + self.window))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _submit_until(self, target: int) -> None:
+        while self._fetched_to < target:
+            start = self._fetched_to
+            length = min(self._part, target - start)
+            if not self._budget.try_acquire(length):
+                return
+            future = self._pool.submit(self._fetch, start, length)
+            self._chunks.append(_Chunk(start, start + length, future))
+            self._fetched_to = start + length
+
+    def _drop(self, chunk: _Chunk) -> None:
+        cost = chunk.end - chunk.start
+        chunk.future.cancel()
+        chunk.future.add_done_callback(lambda _f: self._budget.release(cost))
+
+    def _drop_all(self) -> None:
+        while self._chunks:
+            self._drop(self._chunks.popleft())
+        self._fetched_to = self._expected

@@ -1,0 +1,105 @@
+"""Spill files: the local copy of a file being written, under ``cache_dir/spill/``.
+
+Owns :class:`SpillArea` (the directory, created 0700) and :class:`SpillFile`.  A spill file
+never has a name derived from a bucket key: it is created with ``O_TMPFILE`` (no name at all;
+the kernel frees it when it is closed or the process dies) or, where the filesystem lacks
+``O_TMPFILE``, with a random ``mkstemp`` name that is unlinked at once.  So nothing is left
+behind after an upload, a crash or a kill, and no key can name a local path.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import tempfile
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class SpillArea:
+    """The directory spill files live in."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._ready = False
+        self.open_files = 0
+        self.bytes_written = 0
+
+    def _prepare(self) -> None:
+        with self._lock:
+            if not self._ready:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                self._ready = True
+
+    def check(self) -> None:
+        """Create the directory and prove a spill file can be made there (raises OSError)."""
+        self.new().close()
+
+    def new(self) -> "SpillFile":
+        self._prepare()
+        fd = self._open()
+        with self._lock:
+            self.open_files += 1
+        return SpillFile(self, fd)
+
+    def _open(self) -> int:
+        flag = getattr(os, "O_TMPFILE", 0)
+        if flag:
+            try:
+                return os.open(self.directory, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+        fd, name = tempfile.mkstemp(prefix="spill-", dir=self.directory)
+        os.unlink(name)
+        return fd
+
+    def _closed(self) -> None:
+        with self._lock:
+            self.open_files -= 1
+
+
+class SpillFile:
+    """A nameless local file with positional I/O (thread-safe: pread/pwrite)."""
+
+    def __init__(self, area: SpillArea, fd: int) -> None:
+        self._area = area
+        self._fd: int | None = fd
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise ValueError("spill file is closed")
+        return self._fd
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self.fd, view, offset)
+            view = view[done:]
+            offset += done
+
+    def pread(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        chunks = []
+        while length > 0:
+            chunk = os.pread(self.fd, length, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def truncate(self, length: int) -> None:
+        os.ftruncate(self.fd, length)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+            self._area._closed()

@@ -1,0 +1,377 @@
+"""Open-file content: the local copy, the streaming upload, and commits.
+
+Owns :class:`Node`, the state every handle on one file shares (like an inode), and
+:class:`WriteContext`, what nodes need from the mount (driver, spill area, pool, options).
+
+A node is in one of two content states:
+
+* **remote**: no local copy; reads go to the committed object (``key``, ``remote.size``);
+* **local**: a spill file holds the whole content (``size`` bytes).  It is created by
+  ``O_TRUNC``/a new file (empty), or by the first write/truncate of an existing object
+  (downloaded with parallel ranged reads).  Reads, any write pattern and truncate then work on
+  the spill file.
+
+On top of a local copy, a file that grows by appending past ``stream_threshold`` (a new
+file written with ``dd``/``cp``, a registry upload, ...) also **streams** into
+``driver.writer(key)``: the driver uploads parts while the application writes, and
+``commit`` only finishes the last part.  A write anywhere but the end, a truncate, or a
+failed part cancels the stream; the local copy is complete, so nothing is lost and the
+commit uploads from it.  At most ``max_streaming_writers`` nodes stream at once (memory).
+
+``commit`` (called by flush, fsync and the last release) uploads a dirty node: through the
+stream, with one ``put_content`` below ``stream_threshold``, or through a fresh writer fed
+from the local copy.  An object appears in the bucket only complete.  A failed commit raises
+an ``EIO``-family :class:`FsError`, leaves the node dirty (the next flush/fsync/release tries
+again) and never reports the data as saved.  After a commit, further writes make the node
+dirty again and the next commit uploads the whole file again (S3 objects cannot be appended).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from s3regfs.driver.base import FileWriter, StorageDriver
+from s3regfs.fs.errors import FsError, io_error
+from s3regfs.fs.metacache import Meta
+from s3regfs.fs.options import FsOptions
+from s3regfs.fs.spill import SpillArea, SpillFile
+
+log = logging.getLogger(__name__)
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@dataclass
+class WriteContext:
+    """What a node needs from the mount."""
+
+    driver: StorageDriver
+    options: FsOptions
+    spill: SpillArea
+    pool: ThreadPoolExecutor
+    streams: threading.BoundedSemaphore
+    on_commit: Callable[["Node", str, Meta], None]
+
+
+class Node:
+    """The shared state of one open file."""
+
+    def __init__(self, ctx: WriteContext, path: str, remote: Meta | None) -> None:
+        self.ctx = ctx
+        self.lock = threading.RLock()
+        self.path: str | None = path  # the name in the namespace; None once unlinked
+        self.key: str | None = path if remote is not None else None  # where the committed bytes are
+        self.remote = remote
+        self.refs = 0
+        self.local: SpillFile | None = None
+        self.size = remote.size if remote is not None else 0
+        self.mtime = remote.mtime if remote is not None else time.time()
+        self.dirty = False
+        self.stream: FileWriter | None = None
+        self.stream_ok = True
+        self.copy_lost = False
+        self.failed: BaseException | None = None  # data that can no longer be saved
+        self.deferred_delete = False
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def unlinked(self) -> bool:
+        return self.path is None
+
+    def meta(self) -> Meta:
+        return Meta(False, self.size, self.mtime)
+
+    def is_remote(self) -> bool:
+        """True when reads go to the committed object (no local copy)."""
+        return self.local is None
+
+    # -- content changes -----------------------------------------------------------------------
+
+    def truncate_to_empty(self) -> None:
+        """O_TRUNC or a new file: the content becomes empty and must be committed."""
+        with self.lock:
+            self._cancel_stream("truncated", force=True)
+            self._close_local()
+            self.local = self.ctx.spill.new()
+            self.size = 0
+            self.copy_lost = False
+            self._touch()
+
+    def write(self, offset: int, data: bytes, append: bool) -> int:
+        with self.lock:
+            self._check_failed()
+            if append:
+                offset = self.size
+            self.ensure_local()
+            at_end = offset == self.size
+            if self.stream is not None and not at_end:
+                self._cancel_stream("write at %d, not at the end (%d)" % (offset, self.size))
+            self._store(offset, data, at_end)
+            if self.stream is not None:
+                self._stream_write(data)
+            self.size = max(self.size, offset + len(data))
+            self._touch()
+            if at_end and self.stream is None and self._may_stream():
+                self._start_stream()
+            return len(data)
+
+    def truncate(self, length: int) -> None:
+        with self.lock:
+            self._check_failed()
+            if length == self.size:
+                return
+            if length == 0:
+                self.truncate_to_empty()
+                return
+            self.ensure_local()
+            self._cancel_stream("truncate")
+            self._require_copy()
+            assert self.local is not None
+            try:
+                self.local.truncate(length)
+            except OSError as exc:
+                raise FsError(exc.errno or errno.EIO, f"{self.path}: cannot stage the truncate: {exc}")
+            self.size = length
+            self._touch()
+
+    def read_local(self, offset: int, length: int) -> bytes | None:
+        """Bytes from the local copy, or None when reads must go to the bucket."""
+        with self.lock:
+            if self.local is None:
+                return None
+            if self.copy_lost:
+                raise io_error(f"{self.path}: cannot read back: the local copy was dropped (disk full)")
+            length = min(length, self.size - offset)
+            if length <= 0:
+                return b""
+            data = self.local.pread(offset, length)
+            if len(data) < length:  # a hole at the end (truncate up): zeros
+                data += bytes(length - len(data))
+            return data
+
+    def ensure_local(self) -> None:
+        """Make a local copy of the committed object (downloaded in parallel ranged reads)."""
+        if self.local is not None:
+            return
+        spill = self.ctx.spill.new()
+        try:
+            if self.size > 0 and self.key is not None:
+                self._download(spill, self.key, self.size)
+        except BaseException:
+            spill.close()
+            raise
+        self.local = spill
+
+    def _download(self, spill: SpillFile, key: str, size: int) -> None:
+        part = max(1, self.ctx.options.read_part_size)
+
+        def piece(start: int) -> None:
+            length = min(part, size - start)
+            data = self.ctx.driver.read_range(key, start, length)
+            if len(data) != length:
+                raise FsError(errno.EIO, f"{key}: short read at {start} ({len(data)} of {length} bytes)")
+            spill.pwrite(start, data)
+
+        futures = [self.ctx.pool.submit(piece, start) for start in range(0, size, part)]
+        try:
+            for future in futures:
+                future.result()
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise FsError(exc.errno, f"{key}: no local space to stage the file: {exc}") from exc
+            raise io_error(f"{key}: cannot download the object to modify it", exc) from exc
+        except Exception as exc:
+            for future in futures:
+                future.cancel()
+            raise io_error(f"{key}: cannot download the object to modify it", exc) from exc
+
+    # -- commit --------------------------------------------------------------------------------
+
+    def commit(self) -> bool:
+        """Upload the content if dirty; True when something was uploaded. Raises FsError on failure."""
+        with self.lock:
+            if self.failed is not None:
+                raise io_error(f"{self.path or self.key}: data could not be saved", self.failed)
+            if not self.dirty:
+                return False
+            if self.path is None:  # unlinked: nothing to save
+                self._cancel_stream("unlinked", force=True)
+                self.dirty = False
+                return False
+            path = self.path
+            try:
+                self._upload(path)
+            except FsError:
+                raise
+            except Exception as exc:
+                if self.copy_lost:
+                    self.failed = exc
+                raise io_error(f"{path}: upload failed, the data is NOT saved", exc) from exc
+            self.dirty = False
+            self.stream_ok = True
+            self.key = path
+            self.remote = Meta(False, self.size, self.mtime)
+            self.ctx.on_commit(self, path, self.remote)
+            return True
+
+    def _upload(self, path: str) -> None:
+        if self.stream is not None:
+            writer, self.stream = self.stream, None
+            try:
+                writer.commit()
+            except BaseException:
+                _quietly(writer.cancel)
+                self._release_stream_slot()
+                if not self.copy_lost:
+                    log.warning("%s: the streaming upload failed; retrying from the local copy", path)
+                    self._upload(path)
+                    return
+                raise
+            _quietly(writer.close)
+            self._release_stream_slot()
+            return
+        self._require_copy()
+        data_len = self.size
+        if data_len < self.ctx.options.stream_threshold or self.local is None:
+            data = self.local.pread(0, data_len) if self.local is not None else b""
+            if len(data) < data_len:
+                data += bytes(data_len - len(data))
+            self.ctx.driver.put_content(path, data)
+            return
+        writer = self.ctx.driver.writer(path)
+        try:
+            self._feed(writer, data_len)
+            writer.commit()
+        except BaseException:
+            _quietly(writer.cancel)
+            raise
+        _quietly(writer.close)
+
+    def _feed(self, writer: FileWriter, upto: int) -> None:
+        assert self.local is not None
+        part = max(1, self.ctx.options.read_part_size)
+        for start in range(0, upto, part):
+            data = self.local.pread(start, min(part, upto - start))
+            if len(data) < min(part, upto - start):
+                data += bytes(min(part, upto - start) - len(data))
+            writer.write(data)
+
+    # -- release -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop the local copy and any stream (after the last handle is gone)."""
+        with self.lock:
+            self._cancel_stream("closed", force=True)
+            self._close_local()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self.dirty = True
+        self.mtime = time.time()
+
+    def _check_failed(self) -> None:
+        if self.failed is not None:
+            raise io_error(f"{self.path or self.key}: earlier data could not be saved", self.failed)
+
+    def _require_copy(self) -> None:
+        if self.copy_lost:
+            raise FsError(
+                errno.ENOSPC,
+                f"{self.path}: the local copy was dropped (disk full while streaming); "
+                "only appending writes are possible until the file is closed",
+            )
+
+    def _store(self, offset: int, data: bytes, at_end: bool) -> None:
+        if self.copy_lost:
+            if self.stream is None or not at_end:
+                self._require_copy()
+            return
+        assert self.local is not None
+        try:
+            self.local.pwrite(offset, data)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE and self.stream is not None and at_end:
+                log.warning("%s: no local space (%s); continuing to stream without a local copy", self.path, exc)
+                self.copy_lost = True
+                return
+            raise FsError(exc.errno or errno.EIO, f"{self.path}: cannot stage the write locally: {exc}")
+
+    def _may_stream(self) -> bool:
+        opts = self.ctx.options
+        return (
+            self.stream_ok
+            and self.path is not None
+            and self.size >= opts.stream_threshold
+            and not self.copy_lost
+            and self.local is not None
+        )
+
+    def _start_stream(self) -> None:
+        if not self.ctx.streams.acquire(blocking=False):
+            return
+        assert self.path is not None
+        try:
+            writer = self.ctx.driver.writer(self.path)
+        except Exception as exc:  # noqa: BLE001 - staging locally still works
+            self._release_stream_slot()
+            self.stream_ok = False
+            log.warning("%s: cannot start a streaming upload (%s); uploading at close instead", self.path, exc)
+            return
+        self.stream = writer
+        try:
+            self._feed(writer, self.size)
+        except Exception as exc:  # noqa: BLE001
+            self._stream_failed(exc)
+
+    def _stream_write(self, data: bytes) -> None:
+        assert self.stream is not None
+        try:
+            self.stream.write(data)
+        except Exception as exc:  # noqa: BLE001
+            self._stream_failed(exc)
+
+    def _stream_failed(self, exc: BaseException) -> None:
+        if self.copy_lost:
+            self.failed = exc
+            self._cancel_stream("failed", force=True)
+            raise io_error(f"{self.path}: the upload failed and there is no local copy", exc) from exc
+        log.warning("%s: streaming upload failed (%s); the file will be uploaded from its local copy", self.path, exc)
+        self._cancel_stream("failed")
+        self.stream_ok = False
+
+    def _cancel_stream(self, why: str, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        if self.copy_lost and not force:
+            self._require_copy()
+        writer, self.stream = self.stream, None
+        log.debug("%s: streaming upload cancelled (%s)", self.path, why)
+        _quietly(writer.cancel)
+        self._release_stream_slot()
+        self.stream_ok = False
+
+    def _release_stream_slot(self) -> None:
+        try:
+            self.ctx.streams.release()
+        except ValueError:
+            pass
+
+    def _close_local(self) -> None:
+        if self.local is not None:
+            local, self.local = self.local, None
+            local.close()
+
+
+def _quietly(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - cleanup of an abandoned upload
+        log.debug("ignored while cleaning up an upload: %s", exc)

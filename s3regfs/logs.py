@@ -1,0 +1,155 @@
+"""Logging set-up: plain ``LEVEL name: message`` lines, and secret redaction.
+
+Owns the log format and targets of the ``s3regfs`` process:
+
+* ``stderr`` (the default): ``WARNING s3regfs.fs.core: message``, no
+  timestamp (journald and terminals add their own);
+* with ``systemd=True`` each line starts with the syslog priority
+  (``<4>WARNING ...``) so journald files it under the right level;
+* ``file``: the same lines, with a timestamp, appended to a file;
+* ``syslog``: to ``/dev/log`` (used by background mounts, whose stderr is gone).
+
+Every handler carries :class:`RedactingFilter`, which replaces each value
+registered with :func:`add_secret` (the S3 secret key, session tokens, ...)
+by ``***`` in the message, its arguments and any traceback, so no record can
+print a secret whatever the module that logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import threading
+from typing import IO
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_LEVEL = "info"
+REDACTED = "***"
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+NOISY = ("botocore", "boto3", "urllib3", "s3transfer")
+
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+_secrets_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def add_secret(value: object) -> None:
+    """Never print ``value`` (ignored when empty or shorter than 4 characters)."""
+    text = "" if value is None else str(value)
+    if len(text) >= 4:
+        with _secrets_lock:
+            _secrets.add(text)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record so that no registered secret survives formatting."""
+
+    _plain = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what we can, redacted
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._plain.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class JournalFormatter(logging.Formatter):
+    """``<priority>LEVEL name: message`` (journald's SyslogLevelPrefix)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
+        return "\n".join(prefix + line for line in text.split("\n"))
+
+
+def parse_level(value: str) -> int:
+    """``"debug"`` → ``logging.DEBUG``; ValueError naming the choices otherwise."""
+    name = str(value).strip().lower()
+    if name not in LEVELS:
+        raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LEVELS)}")
+    return int(getattr(logging, name.upper()))
+
+
+def _stream_handler(systemd: bool, stream: IO[str] | None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JournalFormatter(FORMAT) if systemd else logging.Formatter(FORMAT))
+    return handler
+
+
+def _file_handler(path: str) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s " + FORMAT))
+    return handler
+
+
+def _syslog_handler() -> logging.Handler:
+    handler = logging.handlers.SysLogHandler(address="/dev/log")
+    handler.setFormatter(logging.Formatter("s3regfs[%(process)d]: " + FORMAT))
+    return handler
+
+
+def setup_logging(
+    level: str | int = DEFAULT_LEVEL,
+    *,
+    systemd: bool = False,
+    log_file: str | None = None,
+    syslog: bool = False,
+    stderr: bool = True,
+    stream: IO[str] | None = None,
+) -> None:
+    """Configure the root logger: records at ``level`` and above to each chosen target.
+
+    Targets: stderr (unless ``stderr=False``), ``log_file`` (appended, with
+    timestamps), syslog (``/dev/log``).  Libraries (botocore, urllib3) stay at
+    WARNING unless ``level`` is debug, and then only reach INFO: their DEBUG
+    output is huge and full of headers.  Raises OSError if the log file
+    cannot be opened.
+    """
+    levelno = parse_level(level) if isinstance(level, str) else level
+    handlers: list[logging.Handler] = []
+    if stderr:
+        handlers.append(_stream_handler(systemd, stream))
+    if log_file:
+        handlers.append(_file_handler(log_file))
+    if syslog and syslog_available():
+        try:
+            handlers.append(_syslog_handler())
+        except OSError:
+            pass
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
+    root.setLevel(levelno)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.INFO if levelno <= logging.DEBUG else logging.WARNING)
+
+
+def syslog_available() -> bool:
+    """True when ``/dev/log`` exists (syslog or journald listens)."""
+    return os.path.exists("/dev/log")

@@ -1,0 +1,334 @@
+"""The mount lifecycle: check, mount, announce, serve, flush, unmount, exit code.
+
+Owns :func:`run_mount`, the one entry point the CLI calls (in the foreground;
+background mode is the CLI's: it re-executes ``mount --foreground`` as a
+detached child and waits for that child's ``READY=1``):
+
+1. the mount point is checked (:mod:`s3regfs.mountpoint`: missing, not a
+   directory, already mounted, stale) and the storage answers one LIST;
+2. the core and the adapter are built, and mfusepy runs the libfuse 3
+   multi-threaded loop (``hard_remove``, ``fsname``/``subtype`` ``s3regfs``,
+   ``default_permissions`` with ``allow_other``, ``ro`` for read-only);
+3. a probe thread stats the mount point from outside the loop and sends
+   ``READY=1`` once the mount answers (then raises the kernel readahead so
+   reads arrive as 1 MiB requests);
+4. SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
+   thread with ``sigwait``: it sends ``STOPPING=1``, finishes or fails every
+   pending upload (``core.shutdown()``) while the mount still answers, then
+   unmounts (lazily if busy); ``fusermount3 -u`` from outside ends the loop
+   the same way, and libfuse's ``destroy`` makes the final flush;
+5. the exit code says whether data was lost: :data:`exitcodes.OK` or
+   :data:`exitcodes.DATA_LOSS` (:data:`exitcodes.MOUNT`/``STORAGE`` come as
+   :class:`~s3regfs.errors.UserError` before anything is mounted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+from s3regfs import exitcodes, logs, mountpoint
+from s3regfs.driver.base import StorageDriver
+from s3regfs.driver.errors import PathNotFoundError
+from s3regfs.errors import UserError
+from s3regfs.fs.core import RegistryFilesystem
+from s3regfs.fs.operations import RegistryFUSE, S3RegOperations
+from s3regfs.fs.options import FsOptions
+
+import mfusepy  # noqa: E402,I001 - after s3regfs.fs.operations, which selects libfuse 3
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], Any]
+
+FUSE_THREADS = 64
+"""libfuse ``max_threads``: requests served at once (a flush waiting for its upload holds one)."""
+IDLE_THREADS = 16
+"""libfuse ``max_idle_threads``: workers kept between bursts."""
+READ_AHEAD_KB = 4096
+"""Kernel readahead of the mount (bdi ``read_ahead_kb``): sequential reads come as 1 MiB requests."""
+READY_TIMEOUT = 120.0
+"""How long the probe waits for the mount to answer before it logs an error."""
+UNMOUNT_GRACE = 10.0
+"""After a lazy unmount, how long open files may keep the loop alive before the process exits anyway."""
+SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def run_mount(
+    driver: StorageDriver,
+    options: FsOptions,
+    mountpoint: str,
+    *,
+    foreground: bool = True,
+    allow_other: bool = False,
+    extra_fuse_options: dict[str, Any] | None = None,
+    notify: Notify | None = None,
+) -> int:
+    """Mount ``driver`` at ``mountpoint`` and serve until unmounted or signalled; the exit code."""
+    if not foreground:
+        raise ValueError("run_mount serves in the foreground; the CLI starts background mounts as a child")
+    mount = _Mount(driver, options, mountpoint, allow_other, dict(extra_fuse_options or {}), notify)
+    return mount.run()
+
+
+def probe_storage(driver: StorageDriver) -> None:
+    """One LIST of the root, so a wrong endpoint or key fails the mount instead of every later call."""
+    try:
+        driver.list("/")
+    except PathNotFoundError:
+        return
+    except Exception as exc:  # noqa: BLE001 - any failure here means the storage is not usable
+        raise UserError(
+            logs.redact(f"the storage does not answer ({driver.name}: {exc}); check the endpoint, the bucket "
+                        "and the credentials (s3regfs check shows each step)"),
+            exitcodes.STORAGE,
+        ) from None
+
+
+def fuse_options(options: FsOptions, allow_other: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    """The libfuse ``-o`` options (mfusepy keyword arguments) of a mount."""
+    kernel_ttl = min(1.0, options.metadata_ttl)
+    chosen: dict[str, Any] = {
+        "fsname": "s3regfs",
+        "subtype": "s3regfs",
+        "hard_remove": True,
+        "entry_timeout": kernel_ttl,
+        "attr_timeout": kernel_ttl,
+        "negative_timeout": 0.0,
+        "max_threads": FUSE_THREADS,
+        "max_idle_threads": IDLE_THREADS,
+        "ro": options.read_only,
+        "allow_other": allow_other,
+        "default_permissions": allow_other,
+    }
+    chosen.update(extra)
+    return chosen
+
+
+class _Mount:
+    """One mount from check to exit code (see the module docstring for the sequence)."""
+
+    def __init__(self, driver: StorageDriver, options: FsOptions, requested: str, allow_other: bool,
+                 extra: dict[str, Any], notify: Notify | None) -> None:
+        self.driver = driver
+        self.options = options
+        self.requested = requested
+        self.path = requested
+        self.allow_other = allow_other
+        self.extra = extra
+        self._notify_fn = notify
+        self.core: RegistryFilesystem | None = None
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._stopping = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._data_ok = True
+        self._fuse_ptr: int | None = None
+
+    # -- the sequence ------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.notify("STATUS=Checking the mount point")
+        self.path = mountpoint.prepare(self.requested)
+        self._check_libfuse()
+        self.notify("STATUS=Checking the storage")
+        probe_storage(self.driver)
+        with _SignalThread(self._on_signal):
+            self.core = RegistryFilesystem(self.driver, self.options)
+            ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy)
+            threading.Thread(target=self._announce_ready, name="s3regfs-ready", daemon=True).start()
+            self.notify(f"STATUS=Mounting {self.path}")
+            try:
+                RegistryFUSE(ops, self.path, foreground=True,
+                             **fuse_options(self.options, self.allow_other, self.extra))
+            except RuntimeError as exc:
+                return self._loop_failed(exc)
+            finally:
+                self._done.set()
+        return self._finish()
+
+    def _check_libfuse(self) -> None:
+        if mfusepy.fuse_version_major != 3:
+            raise UserError(
+                f"s3regfs needs libfuse 3, but mfusepy loaded libfuse {mfusepy.fuse_version_major}."
+                f"{mfusepy.fuse_version_minor}; install libfuse3 (apt install fuse3) or set FUSE_LIBRARY_NAME=fuse3",
+                exitcodes.MOUNT,
+            )
+
+    def _loop_failed(self, exc: RuntimeError) -> int:
+        if not self._ready.is_set():
+            raise UserError(
+                f"could not mount {self.path} (libfuse error {exc}; its message is above); check the "
+                "-o options and that the mount point is usable",
+                exitcodes.MOUNT,
+            ) from None
+        log.error("the FUSE loop of %s ended with error %s", self.path, exc)
+        self.flush("the FUSE loop ended")
+        return exitcodes.DATA_LOSS if not self._data_ok else exitcodes.FAILURE
+
+    def _finish(self) -> int:
+        if self._data_ok:
+            log.info("unmounted %s; every upload completed", self.path)
+            self.notify("STATUS=Stopped: every upload completed")
+            return exitcodes.OK
+        log.error("unmounted %s, but some written data could not be uploaded (see the errors above)", self.path)
+        self.notify("STATUS=Stopped: some written data could not be uploaded")
+        return exitcodes.DATA_LOSS
+
+    # -- readiness -----------------------------------------------------------------------
+
+    def _announce_ready(self) -> None:
+        """Poll until the mount answers a stat from outside the loop, then READY=1."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self._done.is_set():
+            if self._answers():
+                self._ready.set()
+                _raise_readahead(self.path)
+                log.info("mounted %s", self.path)
+                self.notify("READY=1")
+                self.notify(f"STATUS=Serving {self.path}")
+                return
+            if time.monotonic() > deadline:
+                log.error("%s did not answer within %gs of mounting", self.path, READY_TIMEOUT)
+                deadline = float("inf")
+            self._done.wait(0.01)
+
+    def _answers(self) -> bool:
+        entry = mountpoint.mounted_at(self.path)
+        if entry is None or entry.fstype != mountpoint.FSTYPE:
+            return False
+        try:
+            os.stat(self.path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+                return False
+            log.warning("%s answers, but its root fails: %s", self.path, exc.strerror)
+        return True
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping.is_set():
+            log.warning("%s: already stopping; waiting for pending uploads (SIGKILL loses them)", name)
+            return
+        self._stopping.set()
+        log.info("%s: finishing pending uploads, then unmounting %s", name, self.path)
+        self.notify("STOPPING=1")
+        while not (self._ready.is_set() or self._done.is_set()):
+            self._done.wait(0.05)
+        if self._done.is_set():
+            return
+        self.flush(name)
+        self.notify(f"STATUS=Unmounting {self.path}")
+        self._unmount()
+
+    def _unmount(self) -> None:
+        self._fuse_exit()
+        ok, why = mountpoint.unmount(self.path)
+        if not ok:
+            log.warning("%s is busy (%s): detaching it lazily; files still open there get errors", self.path, why)
+            mountpoint.unmount(self.path, lazy=True)
+        if self._done.wait(UNMOUNT_GRACE):
+            return
+        log.error("open files kept the FUSE loop of %s alive %gs after unmounting; exiting", self.path,
+                  UNMOUNT_GRACE)
+        self.flush("exit")
+        code = self._finish()
+        logging.shutdown()
+        os._exit(code)
+
+    def flush(self, why: str) -> bool:
+        """``core.shutdown()`` once at a time; remembers whether data was lost."""
+        if self.core is None:
+            return True
+        with self._flush_lock:
+            self.notify("STATUS=Finishing pending uploads")
+            try:
+                ok = self.core.shutdown()
+            except Exception:  # noqa: BLE001 - a failed flush is lost data, never a crash
+                log.exception("finishing pending uploads (%s) failed", why)
+                ok = False
+            if not ok:
+                log.error("%s: some pending uploads could not be completed", why)
+            self._data_ok = self._data_ok and ok
+            return ok
+
+    # -- libfuse hooks -------------------------------------------------------------------
+
+    def _on_init(self) -> None:
+        libfuse = getattr(mfusepy, "_libfuse", None)
+        if libfuse is not None:
+            self._fuse_ptr = libfuse.fuse_get_context().contents.fuse
+
+    def _on_destroy(self) -> None:
+        if not self._stopping.is_set():
+            self._stopping.set()
+            log.info("%s was unmounted; finishing pending uploads", self.path)
+            self.notify("STOPPING=1")
+        self.flush("unmount")
+
+    def _fuse_exit(self) -> None:
+        """Tell the loop to stop at its next request (a lazily detached mount may still get some)."""
+        libfuse = getattr(mfusepy, "_libfuse", None)
+        if libfuse is not None and self._fuse_ptr:
+            libfuse.fuse_exit(ctypes.c_void_p(self._fuse_ptr))
+
+    def notify(self, message: str) -> None:
+        if self._notify_fn is None:
+            return
+        try:
+            self._notify_fn(message)
+        except Exception as exc:  # noqa: BLE001 - a supervisor that went away must not stop the mount
+            log.debug("notify %r failed: %s", message, exc)
+
+
+def _raise_readahead(path: str) -> None:
+    """Best effort (root only): larger kernel readahead, so sequential reads are 1 MiB requests."""
+    try:
+        dev = os.stat(path).st_dev
+        with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb", "w") as f:
+            f.write(str(READ_AHEAD_KB))
+    except OSError as exc:
+        log.debug("kernel readahead of %s left at its default: %s", path, exc)
+
+
+class _SignalThread:
+    """Block SIGTERM/SIGINT/SIGHUP in this and every later thread; hand them to one handler thread.
+
+    libfuse installs its own handlers for these signals; with the signals
+    blocked everywhere they never run, so the order of a stop is ours.
+    """
+
+    def __init__(self, handler: Callable[[int], None]) -> None:
+        self._handler = handler
+        self._quit = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s3regfs-signals", daemon=True)
+        self._old_mask: set[signal.Signals] = set()
+
+    def __enter__(self) -> "_SignalThread":
+        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._quit.set()
+        self._thread.join(timeout=UNMOUNT_GRACE + 5)
+        while signal.sigtimedwait(SIGNALS, 0) is not None:
+            pass  # a signal that arrived while stopping has been answered by the stop itself
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+    def _run(self) -> None:
+        while not self._quit.is_set():
+            info = signal.sigtimedwait(SIGNALS, 0.2)
+            if info is not None:
+                try:
+                    self._handler(info.si_signo)
+                except Exception:  # noqa: BLE001 - the stop must not die silently
+                    log.exception("stopping after signal %s failed", info.si_signo)

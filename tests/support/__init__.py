@@ -1,0 +1,1 @@
+"""Shared test helpers (no fixtures here; fixtures live in conftest.py files)."""
