@@ -73,12 +73,16 @@ class Mount(abc.ABC):
     def options_text(self) -> str:
         """The options, as documented in the report (secrets left out)."""
 
+    def environment(self) -> dict[str, str]:
+        """The daemon's environment."""
+        return child_env()
+
     def mount(self, bucket: str, endpoint: str, timeout: float = 60.0) -> None:
         if self._proc is not None:
             raise BenchError(f"{self.name} is already mounted")
         self._log = open(self.log_path, "ab")
         self._proc = subprocess.Popen(self.command(bucket, endpoint), stdin=subprocess.DEVNULL, stdout=self._log,
-                                      stderr=subprocess.STDOUT, env=child_env(), cwd=self.workdir,
+                                      stderr=subprocess.STDOUT, env=self.environment(), cwd=self.workdir,
                                       start_new_session=True)
 
         def live() -> bool:
@@ -144,15 +148,18 @@ class S3regfsMount(Mount):
         return [f"bucket={bucket}", f"regionendpoint={endpoint}", "forcepathstyle=true",
                 f"region={self.creds.region}", f"cache_dir={self.cache_dir}", "log_level=warning", *self.extra]
 
+    def environment(self) -> dict[str, str]:
+        return {**child_env(), "REGISTRY_STORAGE_S3_ACCESSKEY": self.creds.access_key,
+                "REGISTRY_STORAGE_S3_SECRETKEY": self.creds.secret_key}
+
     def command(self, bucket: str, endpoint: str) -> list[str]:
-        options = self._options(bucket, endpoint) + [f"accesskey={self.creds.access_key}",
-                                                     f"secretkey={self.creds.secret_key}"]
-        return [sys.executable, "-m", "s3regfs", "mount", "-f", "--driver", "s3", "-o", ",".join(options),
-                str(self.mountpoint)]
+        return [sys.executable, "-m", "s3regfs", "mount", "-f", "--driver", "s3", "-o",
+                ",".join(self._options(bucket, endpoint)), str(self.mountpoint)]
 
     def options_text(self) -> str:
         opts = ",".join(self._options("BUCKET", "http://127.0.0.1:PORT"))
-        return f"`s3regfs mount -f --driver s3 -o {opts},accesskey=…,secretkey=… MNT` (all other options default)"
+        return (f"`s3regfs mount -f --driver s3 -o {opts} MNT`, credentials in REGISTRY_STORAGE_S3_ACCESSKEY/"
+                "SECRETKEY (all other options default)")
 
 
 class S3fsMount(Mount):

@@ -167,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPTIONAL_POSITIONALS = {"uploads": ("path", "/"), "demo": ("mountpoint", None)}
+"""Optional positionals that argparse cannot place after an option (``abort --older-than 0s PATH``)."""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; an optional positional given after the options is put where it belongs."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        dest, default = OPTIONAL_POSITIONALS.get(getattr(args, "command", ""), ("", object()))
+        if len(extra) == 1 and not extra[0].startswith("-") and getattr(args, dest, None) == default:
+            setattr(args, dest, extra[0])
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -280,13 +297,10 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return _background(argv, cfg)
     child = bool(args.daemon_child)
     _setup_logging(cfg.mount.log_level, cfg, syslog=child and not cfg.mount.log_file)
-    notify: Callable[[str], Any] | None = None
-    if child:
-        notify = _daemon_notify
-    elif cfg.mount.systemd:
-        notify = systemd.notify
+    # In the foreground, notify whenever a supervisor gave us NOTIFY_SOCKET (a no-op otherwise).
+    notify: Callable[[str], Any] = _daemon_notify if child else systemd.notify
     driver = config.build_driver(cfg)
-    log.info("mounting %s on %s", _describe(cfg), mountpoint)
+    log.debug("mounting %s on %s", _describe(cfg), mountpoint)
     from s3regfs.mount import run_mount
 
     return run_mount(
@@ -397,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return mounthelper.run(argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         return COMMANDS[args.command](args, argv)
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else exitcodes.OK

@@ -140,10 +140,12 @@ def setup_logging(
             pass
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
+        if getattr(old, "_s3regfs", False):  # ours from an earlier call; leave others' (pytest) alone
+            root.removeHandler(old)
+            old.close()
     for handler in handlers:
         handler.addFilter(RedactingFilter())
+        setattr(handler, "_s3regfs", True)
         root.addHandler(handler)
     root.setLevel(levelno)
     for name in NOISY:

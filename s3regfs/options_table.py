@@ -138,9 +138,13 @@ def int_parser(minimum: int, maximum: int | None = None) -> Callable[[Any], int]
     return parse
 
 
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and not re.fullmatch(r"[+-]?\d+", value.strip())
+
+
 def parse_uid(value: Any) -> int:
     """A numeric uid or a user name."""
-    if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+    if _is_name(value):
         try:
             return pwd.getpwnam(value.strip()).pw_uid
         except KeyError:
@@ -150,7 +154,7 @@ def parse_uid(value: Any) -> int:
 
 def parse_gid(value: Any) -> int:
     """A numeric gid or a group name."""
-    if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+    if _is_name(value):
         try:
             return grp.getgrnam(value.strip()).gr_gid
         except KeyError:
@@ -184,7 +188,7 @@ def parse_path(value: Any) -> str:
 
 
 def parse_optional_path(value: Any) -> str | None:
-    if value is None or str(value).strip() == "":
+    if value is None or str(value).strip().lower() in ("", "none"):
         return None
     return parse_path(value)
 

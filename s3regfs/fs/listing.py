@@ -69,6 +69,7 @@ class _Session:
     stamp: float
     cursor: str = ""
     done: bool = False
+    root_empty: bool = False
     chain: list[str] = field(default_factory=list)
     partial: dict[str, Listing] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,6 +174,8 @@ class Lister:
             if cached is not None or session.done:
                 return cached
             self._advance(session)
+            if session.done and session.root == directory and session.root_empty:
+                raise PathNotFoundError(directory)
         return self.cache.listing(directory)
 
     def _advance(self, session: _Session) -> None:
@@ -232,7 +235,11 @@ class Lister:
             session.partial.setdefault(info.path, {})
 
     def _close(self, session: _Session, directory: str, stamp: float) -> None:
-        self.cache.put_listing(directory, session.partial.pop(directory, {}), stamp)
+        entries = session.partial.pop(directory, {})
+        if directory == session.root and not entries:
+            session.root_empty = True  # no key below the root: "no such directory" for the driver
+            return
+        self.cache.put_listing(directory, entries, stamp)
 
 
 class _Stopper:

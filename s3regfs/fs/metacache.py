@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from cachetools import TTLCache
@@ -38,6 +38,7 @@ class Meta:
     is_dir: bool
     size: int
     mtime: float  # seconds since the epoch; 0.0 when unknown (directories)
+    local: bool = False  # mtime is this mount's own clock (a commit), not the server's
 
 
 ABSENT = Meta(False, -1, 0.0)
@@ -204,3 +205,77 @@ class MetaCache:
             self._attrs.clear()
             self._absent.clear()
             self._listings.clear()
+
+
+@dataclass(frozen=True)
+class Override:
+    """Attributes set by chmod/chown/utimens, kept in memory (never written to the bucket).
+
+    ``base`` is the (size, server mtime) of the object they were set on; once the object
+    is seen with other values, it was replaced and the override is dropped.  ``None``
+    means "whatever the object is" (directories, files open for writing).
+    """
+
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    mtime: float | None = None
+    base: tuple[int, float] | None = None
+
+
+class Overrides:
+    """path → Override, at most ``limit`` paths (least recently set dropped first)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, Override] = OrderedDict()
+        self._limit = limit
+
+    def any(self) -> bool:
+        """True when at least one override exists (lock-free fast path for listings)."""
+        return bool(self._items)
+
+    def get(self, path: str) -> Override | None:
+        with self._lock:
+            return self._items.get(path)
+
+    def update(self, path: str, base: tuple[int, float] | None, **fields: object) -> None:
+        with self._lock:
+            old = self._items.pop(path, None) or Override()
+            values = {k: v for k, v in fields.items() if v is not None}
+            self._items[path] = replace(old, base=base, **values)  # type: ignore[arg-type]
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def rebase(self, path: str, base: tuple[int, float] | None) -> None:
+        with self._lock:
+            old = self._items.get(path)
+            if old is not None:
+                self._items[path] = replace(old, base=base)
+
+    def drop_mtime(self, path: str) -> None:
+        with self._lock:
+            old = self._items.get(path)
+            if old is not None and old.mtime is not None:
+                self._items[path] = replace(old, mtime=None)
+
+    def pop(self, path: str) -> Override | None:
+        with self._lock:
+            return self._items.pop(path, None)
+
+    def move(self, old: str, new: str) -> Override | None:
+        with self._lock:
+            self._items.pop(new, None)
+            item = self._items.pop(old, None)
+            if item is not None:
+                self._items[new] = item
+            return item
+
+    def move_tree(self, old: str, new: str) -> None:
+        with self._lock:
+            for path in [p for p in self._items if p == old or is_under(p, old)]:
+                self._items[new + path[len(old) :]] = self._items.pop(path)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

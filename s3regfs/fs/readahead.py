@@ -14,6 +14,8 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
 * Every chunk takes its bytes from the :class:`ByteBudget` before it is requested and gives
   them back when the reader has moved past it (or the handle closes); when the budget is
   exhausted, reads fall back to direct fetches of exactly what was asked.
+* ``align``: chunk ends are rounded up to a multiple of it (the data cache's block size, so
+  every block of an immutable file arrives whole and can be cached).
 * ``fetch(offset, length)`` must return exactly ``length`` bytes or raise (the caller's fetch
   turns a short read in the middle of a file into ``EIO``): wrong bytes are never returned.
 """
@@ -80,8 +82,10 @@ class ReadStream:
         minimum: int,
         maximum: int,
         part: int,
+        align: int = 1,
     ) -> None:
         self._fetch = fetch
+        self._align = max(1, align)
         self.size = size
         self._pool = pool
         self._budget = budget
@@ -102,14 +106,17 @@ class ReadStream:
             return b""
         end = min(self.size, offset + length)
         with self._lock:
-            if self._covered(offset, end):
-                return self._serve(offset, end)
-            if offset == self._expected:
-                self._restart(offset)
+            in_window = bool(self._chunks) and self._chunks[0].start <= offset <= self._fetched_to
+            if in_window or offset == self._expected:
+                if not in_window:
+                    self._restart(offset)
+                    self._submit_until(min(self.size, max(end, offset + self.window)))
+                else:
+                    self._submit_until(end)
                 if self._covered(offset, end):
                     return self._serve(offset, end)
             elif not self._chunks or offset >= self._expected:
-                # a real jump: forget the window (a late request behind it keeps it)
+                # a jump: forget the window (a late request behind it keeps it)
                 self._drop_all()
                 self.window = 0
         self.direct_reads += 1
@@ -132,7 +139,6 @@ class ReadStream:
         self._drop_all()
         self._fetched_to = offset
         self.window = self._min if self.window == 0 else self.window
-        self._submit_until(min(self.size, offset + self.window))
 
     def _serve(self, offset: int, end: int) -> bytes:
         while self._chunks and self._chunks[0].end <= offset:
@@ -157,7 +163,9 @@ class ReadStream:
     def _submit_until(self, target: int) -> None:
         while self._fetched_to < target:
             start = self._fetched_to
-            length = min(self._part, target - start)
+            stop = start + min(self._part, target - start)
+            stop = min(self.size, -(-stop // self._align) * self._align)  # whole cache blocks
+            length = stop - start
             if not self._budget.try_acquire(length):
                 return
             future = self._pool.submit(self._fetch, start, length)

@@ -1,10 +1,17 @@
 """Conformance: Walk (§1.7, §2.7.9; the v3 s3 TestWalk and TestWalkFallback cases; §4.4 ordering).
 
 Every driver must visit the same set; the order is exact per driver family:
-``fallback`` (walk_fallback: children sorted as whole paths, so ``/folder1``
-and its contents come before ``/folder1-suffix``) and ``s3`` (one flat listing
-in raw key order, where ``-`` and ``.`` sort before ``/``).  The hint cases
-where the families differ are spelled out for both.
+
+* ``fallback`` (walk_fallback): children sorted as whole paths, so
+  ``/folder1`` and its contents come before ``/folder1-suffix``;
+* ``s3``: one flat listing in the server's key order. On S3 that is byte
+  order, where ``-`` and ``.`` sort before ``/``: ``/folder1-suffix`` first.
+* ``s3-tree``: the same driver on a server that lists keys in directory-tree
+  order (SeaweedFS): the fallback order, except where a start-after hint makes
+  the flat walk re-emit the hint's ancestors, and a directory given as
+  ``StartAfter`` skips that directory's contents (SeaweedFS semantics).
+
+The conftest probes which of ``s3``/``s3-tree`` the server is.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class WalkCase:
         if "both" in self.expected:
             both = self.expected.pop("both")
             self.expected = {"fallback": both, "s3": both}
+        self.expected.setdefault("s3-tree", self.expected["fallback"])
 
 
 def _without(paths: list[str], *removed: str) -> list[str]:
@@ -73,7 +81,11 @@ CASES = {
     "skip on a file is a no-op": WalkCase(skip_at="/file1", expected=ALL),
     "start late without from": WalkCase(
         hint="/folder3/subfolder1/subfolder1/file1",
-        expected={"fallback": [*SUB2, "/folder4", "/folder4/file1"], "s3": ["/folder3", *SUB2, "/folder4", "/folder4/file1"]},
+        expected={
+            "fallback": [*SUB2, "/folder4", "/folder4/file1"],
+            "s3": ["/folder3", *SUB2, "/folder4", "/folder4/file1"],
+            "s3-tree": ["/folder3", *SUB2, "/folder4", "/folder4/file1"],
+        },
     ),
     "start late expecting -suffix": WalkCase(
         hint="/folder1/file1",
@@ -99,6 +111,7 @@ CASES = {
         expected={
             "fallback": ["/folder2/file1", *AFTER_FOLDER2],
             "s3": ["/folder2", "/folder2/file1", *AFTER_FOLDER2],
+            "s3-tree": AFTER_FOLDER2,
         },
     ),
     "stop early": WalkCase(
@@ -108,7 +121,11 @@ CASES = {
     "stop early after a hint": WalkCase(
         hint="/folder3/subfolder1/subfolder1/file1",
         stop_at="/folder3/subfolder2",
-        expected={"fallback": ["/folder3/subfolder2"], "s3": ["/folder3", "/folder3/subfolder2"]},
+        expected={
+            "fallback": ["/folder3/subfolder2"],
+            "s3": ["/folder3", "/folder3/subfolder2"],
+            "s3-tree": ["/folder3", "/folder3/subfolder2"],
+        },
     ),
     "from folder": WalkCase(root="/folder1", expected={"both": ["/folder1/file1"]}),
     "from folder with a prefix sibling": WalkCase(root="/folder1-suffix", expected={"both": ["/folder1-suffix/file1"]}),
@@ -205,6 +222,7 @@ TAGS_SKIPPED = {
         "/tags/1.20/current/link",
     ],
 }
+TAGS_SKIPPED["s3-tree"] = TAGS_SKIPPED["fallback"]
 
 
 def test_walk_skip_dir_is_not_a_string_prefix(driver_case: DriverCase) -> None:

@@ -74,6 +74,7 @@ class Mount:
     proc: subprocess.Popen[bytes]
     log_path: Path
     returncode: int | None = None
+    expect_clean: bool = True
     events: list[str] = field(default_factory=list)
 
     def log(self) -> str:
@@ -208,3 +209,27 @@ def s3_options(params: Mapping[str, object]) -> tuple[dict[str, OptionValue], di
 def send(mount: Mount, sig: signal.Signals) -> None:
     """Signal the daemon (a convenience for readability in tests)."""
     mount.signal(int(sig))
+
+
+# -- helpers for what a user does on a mount -------------------------------------------------
+
+
+def run_tool(cmd: Sequence[str], *, timeout: float = 120.0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command-line tool; it must succeed without writing to stderr."""
+    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+    assert done.returncode == 0 and not done.stderr, f"{cmd} -> {done.returncode}\n{done.stderr}"
+    return done
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """``{relative path: sha256 or "dir"}`` for everything under ``root``."""
+    import hashlib
+
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for name in dirnames:
+            found[str((base / name).relative_to(root))] = "dir"
+        for name in filenames:
+            found[str((base / name).relative_to(root))] = hashlib.sha256((base / name).read_bytes()).hexdigest()
+    return found

@@ -1,0 +1,200 @@
+"""Metadata caching: request counts of listings and lookups, TTLs, and invalidation by own changes."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from s3regfs.fs.errors import FsError
+from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
+from tests.fs.conftest import Clock, Mount
+
+
+def _fill(m: Mount, n: int, directory: str = "/d") -> None:
+    for i in range(n):
+        m.put(f"{directory}/f{i:04d}", b"x" * i)
+
+
+def test_readdir_then_getattr_of_every_entry_costs_one_listing_and_no_stat(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(listing_walk_ahead=0)
+    _fill(m, 300)
+    m.driver.reset()
+    entries = m.fs.readdir("/d")
+    for name, attr in entries:
+        assert m.fs.getattr(f"/d/{name}") == attr
+    assert m.driver.snapshot() == {"list_info": 1}
+
+
+def test_readdir_fills_attributes_from_the_listing(m: Mount) -> None:
+    _fill(m, 50)
+    sizes = {name: attr.size for name, attr in m.fs.readdir("/d")}
+    assert sizes == {f"f{i:04d}": i for i in range(50)}
+    assert m.driver.count("stat") == 0
+
+
+def test_getattr_of_a_child_of_a_listed_directory_needs_no_request(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(listing_walk_ahead=0)
+    _fill(m, 10)
+    m.fs.readdir("/d")
+    m.driver.reset()
+    assert m.fs.getattr("/d/f0003").size == 3
+    with pytest.raises(FsError) as info:  # a name the listing lacks is absent: no request either
+        m.fs.getattr("/d/missing")
+    assert info.value.errno == errno.ENOENT
+    assert m.driver.count() == 0
+
+
+def test_find_over_a_tree_costs_about_one_walk_per_1000_keys_and_no_stat(m: Mount) -> None:
+    """walk-ahead: a traversal of a registry-shaped tree needs no per-directory listing."""
+    for i in range(300):
+        digest = f"{i:04x}" * 16
+        m.put(f"/docker/registry/v2/blobs/sha256/{digest[:2]}/{digest}/data", b"b")
+        m.put(f"/docker/registry/v2/repositories/r{i % 7}/_layers/sha256/{digest}/link", b"l")
+    m.driver.reset()
+    seen = []
+
+    def find(path: str) -> None:
+        for name, attr in m.fs.readdir(path):
+            child = ("" if path == "/" else path) + "/" + name
+            seen.append(child)
+            m.fs.getattr(child)
+            if attr.mode & 0o040000:
+                find(child)
+
+    find("/")
+    assert sum(1 for p in seen if p.endswith(("/data", "/link"))) == 600
+    assert m.driver.count("stat") == 0
+    assert m.driver.count("walk") == 1  # 600 keys < 1000: one walk of the whole tree
+    assert m.driver.count("list_info", "list") == 0
+
+
+def test_walk_ahead_resumes_instead_of_listing_every_directory(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(listing_walk_ahead=50)
+    for i in range(400):
+        m.put(f"/t/d{i // 4:03d}/f{i % 4}", b"x")
+    m.driver.reset()
+    dirs = [name for name, _ in m.fs.readdir("/t")]
+    for name in dirs:
+        assert len(m.fs.readdir(f"/t/{name}")) == 4
+    # 100 directories read, but far fewer than 100 driver listings/walks
+    assert m.driver.count("walk") + m.driver.count("list_info") < 30
+
+
+def test_own_changes_invalidate_at_once(m: Mount) -> None:
+    _fill(m, 3)
+    assert len(m.fs.readdir("/d")) == 3
+    m.write_file("/d/new", b"12345")
+    assert m.fs.getattr("/d/new").size == 5
+    assert "new" in m.names("/d")
+    m.write_file("/d/new", b"1")
+    assert dict(m.fs.readdir("/d"))["new"].size == 1
+    m.fs.unlink("/d/f0001")
+    assert "f0001" not in m.names("/d")
+    m.fs.rename("/d/f0002", "/d/g")
+    assert m.names("/d") == ["f0000", "g", "new"]
+    m.fs.mkdir("/d/sub", 0o755)
+    assert "sub" in m.names("/d")
+    m.fs.rmdir("/d/sub")
+    assert "sub" not in m.names("/d")
+    fh = m.fs.open("/d/g", os.O_WRONLY)
+    m.fs.truncate("/d/g", 0, fh)
+    m.fs.release(fh)
+    assert m.fs.getattr("/d/g").size == 0
+
+
+def test_other_writers_changes_show_within_the_ttl(m: Mount) -> None:
+    _fill(m, 2)
+    assert m.names("/d") == ["f0000", "f0001"]
+    m.put("/d/late", b"from another mount")
+    m.store.delete("/d/f0000")
+    assert m.names("/d") == ["f0000", "f0001"]  # still cached
+    m.clock.advance(m.fs.options.metadata_ttl + 0.1)
+    assert m.names("/d") == ["f0001", "late"]
+    assert m.fs.getattr("/d/late").size == 18
+
+
+def test_negative_entries_are_cached_briefly(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(negative_ttl=1.0, metadata_ttl=5.0)
+    for _ in range(2):
+        with pytest.raises(FsError):
+            m.fs.getattr("/ghost")
+    assert m.driver.count("stat") == 1
+    m.put("/ghost", b"boo")
+    with pytest.raises(FsError):
+        m.fs.getattr("/ghost")
+    m.clock.advance(1.1)
+    assert m.fs.getattr("/ghost").size == 3
+
+
+def test_negative_entries_are_invalidated_by_own_creates(m: Mount) -> None:
+    with pytest.raises(FsError):
+        m.fs.getattr("/soon")
+    m.write_file("/soon", b"here")
+    assert m.fs.getattr("/soon").size == 4
+    m.fs.mkdir("/dir-soon", 0o755) if False else None
+    with pytest.raises(FsError):
+        m.fs.getattr("/dsoon")
+    m.fs.mkdir("/dsoon", 0o755)
+    assert m.fs.getattr("/dsoon").nlink == 2
+
+
+def test_creating_files_in_a_new_directory_needs_no_lookups(m: Mount) -> None:
+    m.fs.mkdir("/fresh", 0o755)
+    m.driver.reset()
+    for i in range(20):
+        with pytest.raises(FsError):
+            m.fs.getattr(f"/fresh/f{i}")  # the kernel's lookup before create
+        m.write_file(f"/fresh/f{i}", b"x")
+    assert m.driver.count("stat", "list_info", "list", "walk") == 0
+    assert m.driver.count("put_content") == 20
+
+
+def test_metadata_ttl_zero_disables_the_cache(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_ttl=0.0, negative_ttl=0.0)
+    m.put("/f", b"x")
+    m.fs.getattr("/f")
+    m.fs.getattr("/f")
+    assert m.driver.count("stat") == 2
+
+
+# -- the cache itself ------------------------------------------------------------------------------------
+
+
+def test_newest_knowledge_wins() -> None:
+    clock = Clock()
+    cache = MetaCache(5.0, 1.0, 1000, clock)
+    cache.put("/d/a", Meta(False, 1, 1.0))
+    clock.advance(0.1)
+    cache.put_listing("/d", {"a": Meta(False, 2, 2.0)})
+    assert cache.lookup("/d/a") == Meta(False, 2, 2.0)
+    clock.advance(0.1)
+    cache.removed("/d/a")
+    assert cache.lookup("/d/a") is ABSENT
+    assert cache.listing("/d") == {}
+    clock.advance(0.1)
+    cache.added("/d/b", Meta(False, 3, 3.0))
+    assert cache.listing("/d") == {"b": Meta(False, 3, 3.0)}
+
+
+def test_a_listing_fetched_before_an_own_change_does_not_undo_it() -> None:
+    clock = Clock()
+    cache = MetaCache(5.0, 1.0, 1000, clock)
+    fetched_at = clock()
+    clock.advance(0.1)
+    cache.added("/d/new", Meta(False, 1, 1.0))  # committed while the LIST was in flight
+    cache.removed("/d/old")
+    clock.advance(0.1)
+    cache.put_listing("/d", {"old": Meta(False, 1, 1.0)}, fetched_at)
+    assert cache.listing("/d") == {"new": Meta(False, 1, 1.0)}
+
+
+def test_cache_entries_are_bounded() -> None:
+    cache = MetaCache(5.0, 1.0, 100, Clock())
+    for i in range(1000):
+        cache.put(f"/f{i}", Meta(False, i, 0.0))
+    cache.put_listing("/big", {f"n{i}": Meta(False, 0, 0.0) for i in range(500)})  # larger than the cache
+    assert cache.listing("/big") is None
+    known = sum(1 for i in range(1000) if cache.lookup(f"/f{i}") is not None)
+    assert known <= 100

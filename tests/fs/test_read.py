@@ -1,0 +1,197 @@
+"""Reads: readahead growth, random reads, the memory budget, never wrong bytes, the data cache."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import threading
+
+import pytest
+
+from s3regfs.fs.errors import FsError
+from tests.fs.conftest import Mount
+
+KiB = 1024
+MiB = 1024 * KiB
+BLOB = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+
+
+def _payload(n: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def _small_readahead(**extra: object) -> dict[str, object]:
+    opts: dict[str, object] = dict(readahead_min=64 * KiB, readahead_max=1 * MiB, read_part_size=256 * KiB)
+    opts.update(extra)
+    return opts
+
+
+def test_sequential_reads_grow_the_window_and_fetch_ahead_in_parts(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead())
+    data = _payload(8 * MiB)
+    m.put("/big", data)
+    fh = m.fs.open("/big", os.O_RDONLY)
+    m.driver.reset()
+    windows = []
+    out = bytearray()
+    while len(out) < len(data):
+        out += m.fs.read(fh, len(out), 128 * KiB)
+        windows.append(m.fs._handles.get(fh).reader.window)  # type: ignore[union-attr]
+    m.fs.release(fh)
+    assert bytes(out) == data
+    assert windows == sorted(windows) and windows[0] <= 2 * 64 * KiB and windows[-1] == 1 * MiB
+    lengths = [length for _, _, length in m.driver.ranges]
+    assert max(lengths) == 256 * KiB  # parts of the window, never more
+    assert sum(lengths) == len(data)  # every byte fetched exactly once
+    assert len(lengths) < len(data) // (128 * KiB)  # fewer requests than the application's reads
+
+
+def test_random_reads_fetch_only_what_they_need(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead())
+    data = _payload(4 * MiB)
+    m.put("/big", data)
+    fh = m.fs.open("/big", os.O_RDONLY)
+    m.driver.reset()
+    rng = random.Random(7)
+    for _ in range(50):
+        offset = rng.randrange(1, len(data) - 4 * KiB)
+        assert m.fs.read(fh, offset, 4 * KiB) == data[offset : offset + 4 * KiB]
+    m.fs.release(fh)
+    assert [length for _, _, length in m.driver.ranges] == [4 * KiB] * 50
+
+
+def test_reads_at_end_of_file_and_beyond(m: Mount) -> None:
+    m.put("/f", b"0123456789")
+    fh = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(fh, 5, 100) == b"56789"
+    assert m.fs.read(fh, 10, 100) == b""
+    assert m.fs.read(fh, 1000, 100) == b""
+    m.fs.release(fh)
+    m.put("/empty", b"")
+    assert m.read_file("/empty") == b""
+
+
+def test_small_file_is_read_with_one_request(m: Mount) -> None:
+    m.put("/link", b"sha256:" + b"0" * 64)
+    m.driver.reset()
+    assert m.read_file("/link", chunk=4096) == b"sha256:" + b"0" * 64
+    assert m.driver.count("read_range") == 1
+
+
+def test_readahead_memory_is_bounded_across_open_files(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(readahead_budget=512 * KiB))
+    files = {f"/f{i}": _payload(2 * MiB, seed=i) for i in range(6)}
+    for path, data in files.items():
+        m.put(path, data)
+    handles = {path: m.fs.open(path, os.O_RDONLY) for path in files}
+    results: dict[str, bytes] = {}
+
+    def reader(path: str) -> None:
+        out = bytearray()
+        while True:
+            chunk = m.fs.read(handles[path], len(out), 128 * KiB)
+            if not chunk:
+                break
+            out += chunk
+        results[path] = bytes(out)
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for fh in handles.values():
+        m.fs.release(fh)
+    assert results == files  # correct bytes, falling back to direct reads when the budget is used up
+    assert m.fs._budget.peak <= 512 * KiB
+    assert m.fs._budget.used == 0
+
+
+def test_a_short_read_in_the_middle_of_a_file_is_eio(m: Mount) -> None:
+    m.put("/f", _payload(100 * KiB))
+    m.faulty.short("read_range", path="/f")
+    fh = m.fs.open("/f", os.O_RDONLY)
+    with pytest.raises(FsError) as info:
+        m.fs.read(fh, 0, 64 * KiB)
+    assert info.value.errno == errno.EIO
+    m.fs.release(fh)
+
+
+def test_an_object_that_shrank_under_an_open_handle_is_eio_not_wrong_bytes(m: Mount) -> None:
+    m.put("/f", b"a" * 1000)
+    fh = m.fs.open("/f", os.O_RDONLY)
+    m.put("/f", b"b" * 10)  # replaced by another writer after the open
+    with pytest.raises(FsError) as info:
+        m.fs.read(fh, 0, 4096)
+    assert info.value.errno == errno.EIO
+    m.fs.release(fh)
+
+
+def test_read_errors_from_the_driver_surface(m: Mount) -> None:
+    m.put("/f", b"x" * 100)
+    m.faulty.fail("read_range", path="/f")
+    fh = m.fs.open("/f", os.O_RDONLY)
+    with pytest.raises(Exception):
+        m.fs.read(fh, 0, 100)
+    assert m.fs.read(fh, 0, 100) == b"x" * 100  # the next read tries again
+    m.fs.release(fh)
+
+
+# -- the data cache ---------------------------------------------------------------------------------------
+
+
+def test_immutable_blobs_are_served_from_the_data_cache_the_second_time(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB))
+    data = _payload(3 * MiB + 123)
+    m.put(BLOB, data)
+    assert m.read_file(BLOB) == data
+    m.driver.reset()
+    assert m.read_file(BLOB) == data
+    assert m.driver.count("read_range") == 0
+    fh = m.fs.open(BLOB, os.O_RDONLY)  # random 4 KiB reads: hits too
+    for offset in (5, 70_000, 3 * MiB):
+        assert m.fs.read(fh, offset, 4 * KiB) == data[offset : offset + 4 * KiB]
+    m.fs.release(fh)
+    assert m.driver.count("read_range") == 0
+
+
+def test_other_files_are_not_data_cached(m: Mount) -> None:
+    m.put("/docker/registry/v2/repositories/r/_manifests/tags/t/current/link", b"sha256:x")
+    m.read_file("/docker/registry/v2/repositories/r/_manifests/tags/t/current/link")
+    m.driver.reset()
+    m.read_file("/docker/registry/v2/repositories/r/_manifests/tags/t/current/link")
+    assert m.driver.count("read_range") == 1
+    assert os.listdir(m.cache_dir / "data") == []
+
+
+def test_data_cache_is_a_size_bounded_lru_named_by_hashes(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB, data_cache_size=256 * KiB))
+    for i in range(4):
+        path = BLOB.replace("ab" * 32, f"{i:02d}" * 32)
+        m.put(path, _payload(200 * KiB, seed=i))
+        m.read_file(path)
+    files = os.listdir(m.cache_dir / "data")
+    total = sum(os.path.getsize(m.cache_dir / "data" / f) for f in files)
+    assert 0 < total <= 256 * KiB
+    assert all("sha256" not in f and "docker" not in f and "/" not in f for f in files)
+
+
+def test_data_cache_survives_a_remount(make_fs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = _payload(1 * MiB)
+    first = make_fs(cache_dir=tmp_path / "shared", **_small_readahead())
+    first.put(BLOB, data)
+    first.read_file(BLOB)
+    first.fs.shutdown()
+    second = make_fs(store=first.store, cache_dir=tmp_path / "shared", **_small_readahead())
+    assert second.read_file(BLOB) == data
+    assert second.driver.count("read_range") == 0
+
+
+def test_data_cache_disabled_with_size_zero(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(data_cache_size=0)
+    m.put(BLOB, b"blob")
+    m.read_file(BLOB)
+    m.read_file(BLOB)
+    assert m.driver.count("read_range") == 2
+    assert not (m.cache_dir / "data").exists()
