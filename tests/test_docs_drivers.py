@@ -66,7 +66,7 @@ def table(title: str) -> dict[str, dict[str, str]]:
 
 def documented_default(cell: str) -> str:
     """``required``, ``—`` (no default), or the first backticked value of a default cell."""
-    if cell.startswith(REQUIRED) or cell.startswith(NO_DEFAULT):
+    if cell.startswith((REQUIRED, NO_DEFAULT)):
         return cell.split()[0]
     match = re.match(r"`([^`]*)`", cell)
     assert match, f"default cell {cell!r} starts with neither a `value`, 'required' nor '—'"

@@ -219,6 +219,10 @@ class Lister:
         """Add one walked entry below the session root; close the directories it has left."""
         target = parent(info.path)
         chain = session.chain
+        if info.is_dir and info.path in chain:
+            # A resumed walk (start_after_hint) reports the ancestors of its first key again;
+            # they are still open in the chain and must not close (and truncate) it.
+            return
         while len(chain) > 1 and chain[-1] != target and not is_under(target, chain[-1]):
             self._close(session, chain.pop(), stamp)
         while chain[-1] != target:  # a directory the walk did not report before its children

@@ -107,7 +107,7 @@ class Node:
     def write(self, offset: int, data: bytes, append: bool) -> int:
         with self.lock:
             self._check_failed()
-            if append and self.size > 500:
+            if append:
                 offset = self.size
             self.ensure_local()
             at_end = offset == self.size

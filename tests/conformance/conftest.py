@@ -238,5 +238,6 @@ def _purge_bucket(client: Any, bucket: str | None) -> None:
         found = [p["Prefix"] for p in listing.get("CommonPrefixes", [])]
         folders.extend(found)
         pending.extend(found)
-    for folder in sorted(folders, key=lambda f: -f.count("/")):
-        client.delete_object(Bucket=bucket, Key=folder)
+    if folders:  # one batch, deepest first: SeaweedFS removes only empty folders
+        ordered = sorted(folders, key=lambda f: -f.count("/"))
+        client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f} for f in ordered], "Quiet": True})

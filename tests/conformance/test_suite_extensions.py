@@ -44,8 +44,7 @@ def test_redirect_url(driver_case: DriverCase) -> None:
         delete_path(driver, first_part(path))
 
 
-@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE"])
-def test_redirect_url_other_methods(driver_case: DriverCase, method: str) -> None:
+def test_redirect_url_other_methods(driver_case: DriverCase) -> None:
     """Only GET and HEAD redirect: any other method means "serve it yourself" (None).
 
     Except through cloudfront, which (as upstream) signs a URL whatever the method.
@@ -54,11 +53,12 @@ def test_redirect_url_other_methods(driver_case: DriverCase, method: str) -> Non
     path = random_path(32)
     driver.put_content(path, random_contents(32))
     try:
-        url = driver.redirect_url(method, path)
-        if driver_case.redirect_base:
-            assert url is not None and url.startswith(driver_case.redirect_base)
-        else:
-            assert url is None
+        for method in ("PUT", "POST", "DELETE"):
+            url = driver.redirect_url(method, path)
+            if driver_case.redirect_base:
+                assert url is not None and url.startswith(driver_case.redirect_base), method
+            else:
+                assert url is None, method
     finally:
         delete_path(driver, first_part(path))
 

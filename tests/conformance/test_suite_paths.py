@@ -61,13 +61,13 @@ CALLS: dict[str, Callable[[StorageDriver, str], Any]] = {
 ROOT_ALLOWED = {"stat", "list", "list_info", "walk", "bucket_key"}
 
 
-@pytest.mark.parametrize("call", sorted(CALLS))
-def test_invalid_paths_rejected(driver: StorageDriver, call: str) -> None:
-    for path in BAD_PATHS + ([] if call in ROOT_ALLOWED else ["/"]):
-        with pytest.raises(InvalidPathError) as exc:
-            CALLS[call](driver, path)
-        assert_driver_error(exc.value, InvalidPathError, driver)
-        assert exc.value.path == path, call
+def test_invalid_paths_rejected(driver: StorageDriver) -> None:
+    for call, invoke in CALLS.items():
+        for path in BAD_PATHS + ([] if call in ROOT_ALLOWED else ["/"]):
+            with pytest.raises(InvalidPathError) as exc:
+                invoke(driver, path)
+            assert_driver_error(exc.value, InvalidPathError, driver)
+            assert exc.value.path == path, call
     assert driver.list("/") == []
 
 
@@ -97,13 +97,13 @@ def test_dot_names_that_are_not_dot_components(driver: StorageDriver) -> None:
             delete_path(driver, top)
 
 
-@pytest.mark.parametrize("path", ["", "/", "/a\n", "/..", "/valid"])
-def test_invalid_offset_checked_before_path(driver: StorageDriver, path: str) -> None:
-    for call in (lambda: driver.reader(path, -1), lambda: driver.read_range(path, -1, 10)):
-        with pytest.raises(InvalidOffsetError) as exc:
-            call()
-        assert_driver_error(exc.value, InvalidOffsetError, driver)
-        assert (exc.value.path, exc.value.offset) == (path, -1)
+def test_invalid_offset_checked_before_path(driver: StorageDriver) -> None:
+    for path in ["", "/", "/a\n", "/..", "/valid"]:
+        for call in (lambda: driver.reader(path, -1), lambda: driver.read_range(path, -1, 10)):
+            with pytest.raises(InvalidOffsetError) as exc:
+                call()
+            assert_driver_error(exc.value, InvalidOffsetError, driver)
+            assert (exc.value.path, exc.value.offset) == (path, -1)
 
 
 def test_move_checks_source_before_destination(driver: StorageDriver) -> None:

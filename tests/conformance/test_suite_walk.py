@@ -17,6 +17,7 @@ The conftest probes which of ``s3``/``s3-tree`` the server is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import pytest
 
@@ -138,17 +139,14 @@ DIRS = {"/folder1", "/folder1-suffix", "/folder2", "/folder3", "/folder4"} | {
 
 
 @pytest.fixture
-def tree(driver: StorageDriver) -> object:
+def tree(driver: StorageDriver) -> Iterator[list[str]]:
     put_all(driver, FILES)
     yield FILES
     for top in sorted({first_part(p) for p in FILES}):
         delete_path(driver, top)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.usefixtures("tree")
-def test_walk(driver_case: DriverCase, name: str) -> None:
-    case, driver = CASES[name], driver_case.driver
+def _run(driver: StorageDriver, case: WalkCase) -> list[FileInfo]:
     visited: list[FileInfo] = []
 
     def fn(info: FileInfo) -> None:
@@ -159,11 +157,23 @@ def test_walk(driver_case: DriverCase, name: str) -> None:
             raise FilledBuffer()
 
     driver.walk(case.root, fn, start_after_hint=case.hint)
-    assert [i.path for i in visited] == case.expected[driver_case.family]
-    for info in visited:
-        assert info.is_dir == (info.path in DIRS), info
-        if not info.is_dir:
-            assert info.size == len(info.path), info
+    return visited
+
+
+@pytest.mark.usefixtures("tree")
+def test_walk(driver_case: DriverCase) -> None:
+    """Every case of the table on one tree; all mismatches are reported together."""
+    wrong = {}
+    for name, case in CASES.items():
+        visited = _run(driver_case.driver, case)
+        paths = [i.path for i in visited]
+        if paths != case.expected[driver_case.family]:
+            wrong[name] = {"got": paths, "expected": case.expected[driver_case.family]}
+        for info in visited:
+            assert info.is_dir == (info.path in DIRS), (name, info)
+            if not info.is_dir:
+                assert info.size == len(info.path), (name, info)
+    assert wrong == {}, f"walk order family {driver_case.family!r}"
 
 
 class _WalkStop(Exception):

@@ -185,7 +185,7 @@ class S3Driver(StorageDriver):
         if p.accesskey and p.secretkey:
             credentials = {"aws_access_key_id": p.accesskey, "aws_secret_access_key": p.secretkey}
         try:
-            return self._session.client(
+            client = self._session.client(
                 "s3",
                 endpoint_url=self._endpoint_url(endpoint),
                 use_ssl=p.secure,
@@ -193,6 +193,8 @@ class S3Driver(StorageDriver):
                 config=config,
                 **credentials,
             )
+            self.retry.install(client)  # the one retry loop (driver/retry.py), with its deadline
+            return client
         except (ValueError, botocore.exceptions.BotoCoreError) as exc:
             raise ValueError(f"failed to create new session with aws config: {exc}") from None
 
