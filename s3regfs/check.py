@@ -11,7 +11,8 @@ FAIL line).  Returns :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from s3regfs import config, exitcodes, logs
 from s3regfs.errors import UserError
@@ -56,6 +57,11 @@ def _hint(exc: BaseException) -> str:
         return "check the credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:DeleteObject)"
     if "NoSuchBucket" in text:
         return "check the bucket name (the bucket must exist)"
+    if "Unable to locate credentials" in text:
+        return (
+            "no credentials: set REGISTRY_STORAGE_S3_ACCESSKEY/SECRETKEY (or accesskey/secretkey in the config "
+            "file), or configure the AWS credential chain"
+        )
     if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
         return "check accesskey/secretkey (or the AWS credential chain)"
     return "check regionendpoint, region and the network"
@@ -64,9 +70,12 @@ def _hint(exc: BaseException) -> str:
 def run(cfg: config.Config, out: TextIO) -> int:
     """Run every step; print one line each; return OK or CHECK_FAILED."""
     report = _Report(out)
-    out.write(f"PASS  configuration: driver {cfg.driver.name}"
-              + (f", middleware {', '.join(m.name for m in cfg.middleware)}" if cfg.middleware else "")
-              + (f", from {cfg.config_file}" if cfg.config_file else "") + "\n")
+    out.write(
+        f"PASS  configuration: driver {cfg.driver.name}"
+        + (f", middleware {', '.join(m.name for m in cfg.middleware)}" if cfg.middleware else "")
+        + (f", from {cfg.config_file}" if cfg.config_file else "")
+        + "\n"
+    )
     holder: dict[str, Any] = {}
 
     def build() -> str:
@@ -123,7 +132,7 @@ def _probe(driver: Any, path: str) -> str:
 
 
 def _url(driver: Any, cfg: config.Config) -> str:
-    url = driver.redirect_url("GET", "/docker/registry/v2/blobs")
+    url = str(driver.redirect_url("GET", "/docker/registry/v2/blobs") or "")
     if not url:
         raise UserError(f"the {cfg.driver.name} driver returned no URL; check the middleware options")
     return url.split("?", 1)[0] + ("?... (signed)" if "?" in url else "")

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 import traceback
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from s3regfs import __version__, config, exitcodes, logs, systemd
 from s3regfs.durations import DurationError, parse_duration
@@ -101,68 +102,138 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _common(parser: argparse.ArgumentParser, *, config_options: bool = True) -> None:
     group = parser.add_argument_group("logging")
-    group.add_argument("--log-level", choices=logs.LEVELS, default=argparse.SUPPRESS,
-                       help=f"log records at this level and above (default: {logs.DEFAULT_LEVEL})")
-    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks for errors (and log at debug level)")
+    group.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default=argparse.SUPPRESS,
+        help=f"log records at this level and above (default: {logs.DEFAULT_LEVEL})",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks for errors (and log at debug level)",
+    )
     if not config_options:
         return
     group = parser.add_argument_group("configuration (see docs/CONFIGURATION.md)")
-    group.add_argument("--config", metavar="FILE",
-                       help="the registry's config.yml (storage: s3, middleware: cloudfront, s3regfs: mount options)")
-    group.add_argument("--driver", choices=config.CLI_DRIVERS,
-                       help="storage driver (default: the config file's, else s3)")
-    group.add_argument("-o", dest="options", metavar="OPTIONS", action="append", default=[],
-                       help="comma-separated options: driver parameters (bucket=, region=, ...), mount options "
-                            "(ro, allow_other, uid=, file_mode=, metadata_ttl=, cache_dir=, ...), cloudfront.<option>=")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the registry's config.yml (storage: s3, middleware: cloudfront, s3regfs: mount options)",
+    )
+    group.add_argument(
+        "--driver", choices=config.CLI_DRIVERS, help="storage driver (default: the config file's, else s3)"
+    )
+    group.add_argument(
+        "-o",
+        dest="options",
+        metavar="OPTIONS",
+        action="append",
+        default=[],
+        help="comma-separated options: driver parameters (bucket=, region=, ...), mount options "
+        "(ro, allow_other, uid=, file_mode=, metadata_ttl=, cache_dir=, ...), cloudfront.<option>=",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Mount a Docker/OCI registry's S3 bucket as a local directory.",
-                     epilog=TOP_EXAMPLES, formatter_class=_formatter)
+    parser = _Parser(
+        prog=PROG,
+        description="Mount a Docker/OCI registry's S3 bucket as a local directory.",
+        epilog=TOP_EXAMPLES,
+        formatter_class=_formatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _common(parser, config_options=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("mount", help="mount the bucket", description="Mount the registry's S3 bucket.",
-                       epilog=MOUNT_EXAMPLES, formatter_class=_formatter)
+    p = sub.add_parser(
+        "mount",
+        help="mount the bucket",
+        description="Mount the registry's S3 bucket.",
+        epilog=MOUNT_EXAMPLES,
+        formatter_class=_formatter,
+    )
     p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing empty directory")
-    p.add_argument("-f", "--foreground", action="store_true", default=None,
-                   help="stay in the foreground (default: return once the mount answers)")
-    p.add_argument("--systemd", action="store_true", default=None,
-                   help="run under systemd Type=notify: foreground, sd_notify, journald log priorities")
+    p.add_argument(
+        "-f",
+        "--foreground",
+        action="store_true",
+        default=None,
+        help="stay in the foreground (default: return once the mount answers)",
+    )
+    p.add_argument(
+        "--systemd",
+        action="store_true",
+        default=None,
+        help="run under systemd Type=notify: foreground, sd_notify, journald log priorities",
+    )
     p.add_argument("--daemon-child", action="store_true", help=argparse.SUPPRESS)
     _common(p)
 
-    p = sub.add_parser("url", help="print a signed URL for a driver path", epilog=URL_EXAMPLES,
-                       description="Print the redirect URL the registry would hand out for PATH.",
-                       formatter_class=_formatter)
-    p.add_argument("path", metavar="PATH", help="a driver path, e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data")
-    p.add_argument("--duration", metavar="D", help="URL lifetime as a Go duration (20m, 1h); default: the driver's")
-    p.add_argument("--method", default="GET", choices=("GET", "HEAD"), help="HTTP method to sign (default: GET)")
+    p = sub.add_parser(
+        "url",
+        help="print a signed URL for a driver path",
+        epilog=URL_EXAMPLES,
+        description="Print the redirect URL the registry would hand out for PATH.",
+        formatter_class=_formatter,
+    )
+    p.add_argument(
+        "path", metavar="PATH", help="a driver path, e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data"
+    )
+    p.add_argument(
+        "--duration", metavar="D", help="URL lifetime as a Go duration (20m, 1h); default: the driver's"
+    )
+    p.add_argument(
+        "--method", default="GET", choices=("GET", "HEAD"), help="HTTP method to sign (default: GET)"
+    )
     _common(p)
 
-    p = sub.add_parser("check", help="validate the configuration and reach the bucket", epilog=CHECK_EXAMPLES,
-                       description="Check the configuration and the bucket, step by step.",
-                       formatter_class=_formatter)
+    p = sub.add_parser(
+        "check",
+        help="validate the configuration and reach the bucket",
+        epilog=CHECK_EXAMPLES,
+        description="Check the configuration and the bucket, step by step.",
+        formatter_class=_formatter,
+    )
     _common(p)
 
-    p = sub.add_parser("uploads", help="list or abort in-progress multipart uploads", epilog=UPLOADS_EXAMPLES,
-                       description="In-progress multipart uploads under the root.", formatter_class=_formatter)
+    p = sub.add_parser(
+        "uploads",
+        help="list or abort in-progress multipart uploads",
+        epilog=UPLOADS_EXAMPLES,
+        description="In-progress multipart uploads under the root.",
+        formatter_class=_formatter,
+    )
     p.add_argument("action", choices=("list", "abort"), help="list them, or abort them")
-    p.add_argument("path", metavar="PATH", nargs="?", default="/", help="only under this driver path (default: /)")
-    p.add_argument("--older-than", metavar="D", default=None,
-                   help="only uploads started at least this long ago (Go duration; abort default: 168h)")
+    p.add_argument(
+        "path", metavar="PATH", nargs="?", default="/", help="only under this driver path (default: /)"
+    )
+    p.add_argument(
+        "--older-than",
+        metavar="D",
+        default=None,
+        help="only uploads started at least this long ago (Go duration; abort default: 168h)",
+    )
     p.add_argument("--dry-run", action="store_true", help="abort: show what would be aborted, abort nothing")
     _common(p)
 
-    p = sub.add_parser("demo", help="try s3regfs with a local S3 server and a small registry", epilog=DEMO_EXAMPLES,
-                       description="Start a local S3 server, write a small registry into it and mount it.",
-                       formatter_class=_formatter)
-    p.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?", help="where to mount (default: a temporary dir)")
-    p.add_argument("--check", action="store_true",
-                   help="run the whole demo non-interactively, verify what it shows, clean up and exit")
+    p = sub.add_parser(
+        "demo",
+        help="try s3regfs with a local S3 server and a small registry",
+        epilog=DEMO_EXAMPLES,
+        description="Start a local S3 server, write a small registry into it and mount it.",
+        formatter_class=_formatter,
+    )
+    p.add_argument(
+        "mountpoint", metavar="MOUNTPOINT", nargs="?", help="where to mount (default: a temporary dir)"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run the whole demo non-interactively, verify what it shows, clean up and exit",
+    )
     _common(p, config_options=False)
     return parser
 
@@ -214,15 +285,19 @@ def _setup_logging(level: str, cfg: config.Config | None = None, **extra: Any) -
             **extra,
         )
     except OSError as exc:
-        raise UserError(f"log_file {mount.log_file if mount else ''}: {exc.strerror or exc}; choose a writable "
-                        "path", exitcodes.CONFIG) from None
+        raise UserError(
+            f"log_file {mount.log_file if mount else ''}: {exc.strerror or exc}; choose a writable path",
+            exitcodes.CONFIG,
+        ) from None
 
 
 def parse_go_duration(value: str, what: str) -> float:
     try:
         seconds = parse_duration(value)
     except DurationError as exc:
-        raise UserError(f"{what} {value}: {exc}; use a Go duration such as 30m, 24h or 1h30m", exitcodes.USAGE) from None
+        raise UserError(
+            f"{what} {value}: {exc}; use a Go duration such as 30m, 24h or 1h30m", exitcodes.USAGE
+        ) from None
     if seconds < 0:
         raise UserError(f"{what} {value}: negative; use a positive duration such as 24h", exitcodes.USAGE)
     return seconds
@@ -242,8 +317,13 @@ def _background(argv: Sequence[str], cfg: config.Config) -> int:
 
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(
-                _mount_argv(argv), stdin=devnull, stdout=subprocess.DEVNULL, stderr=errors,
-                env=listener.child_environ(), start_new_session=True, close_fds=True,
+                _mount_argv(argv),
+                stdin=devnull,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                env=listener.child_environ(),
+                start_new_session=True,
+                close_fds=True,
             )
             deadline = time.monotonic() + cfg.mount.mount_timeout
             while time.monotonic() < deadline:
@@ -284,7 +364,9 @@ def _describe(cfg: config.Config) -> str:
             where += f" at {params['regionendpoint']}"
     else:
         where = f"the {cfg.driver.name} driver"
-    extras = [name for name, on in (("read-only", cfg.fs.read_only), ("allow_other", cfg.mount.allow_other)) if on]
+    extras = [
+        name for name, on in (("read-only", cfg.fs.read_only), ("allow_other", cfg.mount.allow_other)) if on
+    ]
     extras += [m.name for m in cfg.middleware]
     return where + (f" ({', '.join(extras)})" if extras else "")
 
@@ -304,7 +386,9 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from s3regfs.mount import run_mount
 
     return run_mount(
-        driver, cfg.fs, mountpoint,
+        driver,
+        cfg.fs,
+        mountpoint,
         foreground=True,
         allow_other=cfg.mount.allow_other,
         extra_fuse_options=cfg.mount.fuse_kwargs() or None,
@@ -326,17 +410,24 @@ def cmd_url(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not is_valid_path(args.path):
         raise UserError(
             f"{args.path}: not a driver path; use an absolute path of lower-case components, "
-            "e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data", exitcodes.USAGE)
+            "e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data",
+            exitcodes.USAGE,
+        )
     driver = config.build_driver(cfg)
     try:
         url = driver.redirect_url(args.method, args.path, expires_in=expires)
     except InvalidPathError:
-        raise UserError(f"{args.path}: not a driver path; use e.g. /docker/registry/v2/...", exitcodes.USAGE) from None
+        raise UserError(
+            f"{args.path}: not a driver path; use e.g. /docker/registry/v2/...", exitcodes.USAGE
+        ) from None
     finally:
         driver.close()
     if not url:
-        raise UserError(f"the {cfg.driver.name} driver hands out no URLs; use the s3 driver "
-                        "(or configure middleware cloudfront)", exitcodes.CONFIG)
+        raise UserError(
+            f"the {cfg.driver.name} driver hands out no URLs; use the s3 driver "
+            "(or configure middleware cloudfront)",
+            exitcodes.CONFIG,
+        )
     print(url)
     return exitcodes.OK
 

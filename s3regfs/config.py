@@ -23,7 +23,8 @@ tokens) are registered with :func:`s3regfs.logs.add_secret` and kept out of
 ``repr``.  Nothing here touches the network: :func:`build_driver` builds the
 driver chain and maps parameter errors to the same one-line form.
 
-Size: over the ~600-line budget? No: the option table lives in
+The registry file format (YAML typing, ``REGISTRY_*`` overrides) is read by
+:mod:`s3regfs.configfile`; the mount options' table by
 :mod:`s3regfs.options_table`.
 """
 
@@ -32,13 +33,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import yaml
+from typing import Any
 
 from s3regfs import exitcodes, logs
+from s3regfs.configfile import (
+    YamlInt,
+    apply_registry_env,
+    check_version,
+    parse_text,
+    plain,
+    read_file,
+)
 from s3regfs.errors import UserError
 from s3regfs.fs.options import FsOptions
 from s3regfs.options_table import (
@@ -60,10 +67,8 @@ SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
 SECTION = "s3regfs"
 ENV_PREFIX = "S3REGFS_"
 ENV_IGNORED_PREFIXES = ("S3REGFS_TEST_",)
-REGISTRY_ENV_PREFIX = "REGISTRY_"
 CLOUDFRONT = "cloudfront"
 UNSUPPORTED_MIDDLEWARE = frozenset({"redirect", "rewrite"})
-SUPPORTED_VERSION = "0.1"
 FLAG_ONLY = frozenset({"foreground", "systemd"})
 
 
@@ -71,7 +76,10 @@ FLAG_ONLY = frozenset({"foreground", "systemd"})
 
 
 def _redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: ("***" if k.lower() in SECRET_PARAMETERS and v not in (None, "") else v) for k, v in parameters.items()}
+    return {
+        k: ("***" if k.lower() in SECRET_PARAMETERS and v not in (None, "") else v)
+        for k, v in parameters.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -136,224 +144,6 @@ class Config:
         return [(m.name, dict(m.options)) for m in self.middleware]
 
 
-# -- YAML ------------------------------------------------------------------------------
-
-
-class _Int(int):
-    """A YAML integer that remembers how it was written (``644`` vs ``0644``), for modes."""
-
-    text: str = ""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with the registry's typing: no timestamps, duplicate keys refused."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Int:
-    value = _Int(loader.construct_yaml_int(node))
-    value.text = str(node.value)
-    return value
-
-
-def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
-    data: dict[Any, Any] = {}
-    yield data
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in data
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "found an unhashable key", key_node.start_mark
-            ) from None
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        data[key] = loader.construct_object(value_node, deep=True)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-
-
-def yaml_decode(text: str | bytes, where: str) -> Any:
-    """Decode YAML the way the registry does; UserError naming ``where`` on failure."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{where}: invalid YAML{at}: {problem}; fix the syntax", exitcodes.CONFIG) from None
-    except (RecursionError, ValueError, OverflowError) as exc:
-        raise UserError(f"{where}: cannot decode the YAML ({type(exc).__name__}); simplify it", exitcodes.CONFIG) from None
-
-
-def _plain(value: Any, where: str, _stack: tuple[int, ...] = ()) -> Any:
-    """``value`` with YAML ints made plain ints; recursive aliases refused."""
-    if isinstance(value, (dict, list)):
-        if id(value) in _stack:
-            raise UserError(f"{where}: a YAML alias refers to itself; remove the recursion", exitcodes.CONFIG)
-        stack = _stack + (id(value),)
-        if isinstance(value, dict):
-            return {k: _plain(v, where, stack) for k, v in value.items()}
-        return [_plain(v, where, stack) for v in value]
-    if isinstance(value, _Int):
-        return int(value)
-    return value
-
-
-# -- reading the file ------------------------------------------------------------------
-
-
-def read_file(path: str) -> dict[str, Any]:
-    """The top-level mapping of the YAML file at ``path``."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UserError(
-            f"config file {path}: {reason}; pass the path of the registry's config.yml with --config",
-            exitcodes.CONFIG,
-        ) from None
-    return parse_text(data, f"config file {path}")
-
-
-def parse_text(text: str | bytes, where: str) -> dict[str, Any]:
-    """The top-level mapping of YAML ``text`` (``where`` names it in errors)."""
-    raw = yaml_decode(text, where)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(
-            f"{where}: the top level is a {_kind(raw)}, not a mapping; use the registry's config.yml layout "
-            "(version, storage, middleware)",
-            exitcodes.CONFIG,
-        )
-    _plain(raw, where)  # refuses recursive aliases early
-    return raw
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
-
-
-def _check_version(raw: Mapping[str, Any], where: str) -> None:
-    if "version" not in raw:
-        raise UserError(
-            f"{where}: no 'version' key; add 'version: 0.1' at the top, as the registry requires", exitcodes.CONFIG
-        )
-    version = raw["version"]
-    text = str(version).strip() if not isinstance(version, bool) else ""
-    if isinstance(version, float):
-        text = repr(version)
-    if text != SUPPORTED_VERSION:
-        raise UserError(
-            f"{where}: version {version!r} is not supported; s3regfs reads registry configuration "
-            f"version {SUPPORTED_VERSION} (write 'version: 0.1')",
-            exitcodes.CONFIG,
-        )
-
-
-# -- registry environment overrides ----------------------------------------------------
-
-
-def _applies(parts: list[str]) -> bool:
-    low = [p.lower() for p in parts]
-    return low[:1] == ["storage"] or low[:2] == ["middleware", "storage"]
-
-
-def apply_registry_env(raw: dict[str, Any], environ: Mapping[str, str], sources: dict[tuple[str, ...], str]) -> None:
-    """Apply ``REGISTRY_STORAGE*``/``REGISTRY_MIDDLEWARE_STORAGE*`` as the registry does."""
-    for name in sorted(environ):
-        if not name.startswith(REGISTRY_ENV_PREFIX):
-            continue
-        parts = name[len(REGISTRY_ENV_PREFIX) :].split("_")
-        if not _applies(parts) or any(p == "" for p in parts):
-            continue
-        where = f"environment variable {name}"
-        value = _plain(yaml_decode(environ[name], where), where)
-        path = _set_path(raw, parts, value, where)
-        sources[tuple(p.lower() if isinstance(p, str) else str(p) for p in path)] = where
-
-
-def _match_key(node: dict[Any, Any], part: str) -> Any:
-    for key in node:
-        if isinstance(key, str) and key.lower() == part.lower():
-            return key
-    return part.lower()
-
-
-def _set_path(raw: dict[str, Any], parts: list[str], value: Any, where: str) -> list[Any]:
-    node: Any = raw
-    path: list[Any] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, dict):
-            key = _match_key(node, part)
-            if [str(p).lower() for p in path + [key]] == ["storage"] and isinstance(value, str) and last:
-                value = {value: {}}  # REGISTRY_STORAGE=s3 → storage: {s3: {}}
-            if last:
-                if value is None:
-                    node.pop(key, None)
-                else:
-                    node[key] = value
-                return path + [key]
-            child = node.get(key)
-            if child is None:
-                is_list = [str(p).lower() for p in path + [key]] == ["middleware", "storage"]
-                child = [] if is_list else {}
-                node[key] = child
-            elif isinstance(child, str) and [str(p).lower() for p in path + [key]] == ["storage"]:
-                child = {child: {}}
-                node[key] = child
-            node, path = child, path + [key]
-        elif isinstance(node, list):
-            if not part.isdigit():
-                raise UserError(f"{where}: non-numeric index {part!r}; list entries are numbered 0, 1, ...", exitcodes.CONFIG)
-            index = int(part)
-            if index > len(node):
-                raise UserError(
-                    f"{where}: undefined index {index} (the list has {len(node)} entries); number entries "
-                    "from 0 without gaps",
-                    exitcodes.CONFIG,
-                )
-            if index == len(node):
-                node.append({})
-            if last:
-                node[index] = value
-                return path + [index]
-            if not isinstance(node[index], (dict, list)):
-                node[index] = {}
-            node, path = node[index], path + [index]
-        else:
-            dotted = ".".join(str(p) for p in path)
-            raise UserError(
-                f"{where}: {dotted} is a {_kind(node)}, so {part.lower()} cannot be set inside it; "
-                "remove the variable or the conflicting value",
-                exitcodes.CONFIG,
-            )
-    return path
-
-
 # -- extracting the sections -----------------------------------------------------------
 
 
@@ -388,7 +178,10 @@ def _storage(raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where:
     if isinstance(storage, str):
         storage = {storage: {}}
     if not isinstance(storage, dict):
-        raise UserError(f"{src}: storage must be a mapping with one driver (s3); fix the storage section", exitcodes.CONFIG)
+        raise UserError(
+            f"{src}: storage must be a mapping with one driver (s3); fix the storage section",
+            exitcodes.CONFIG,
+        )
     drivers = [k for k in storage if not (isinstance(k, str) and k.lower() in RESERVED_STORAGE_KEYS)]
     if len(drivers) > 1:
         listed = ", ".join(str(d) for d in drivers)
@@ -404,43 +197,62 @@ def _storage(raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where:
     if params is None:
         params = {}
     if not isinstance(name, str) or not isinstance(params, dict):
-        raise UserError(f"{psrc}: the {name} driver's parameters must be a mapping; fix storage.{name}", exitcodes.CONFIG)
+        raise UserError(
+            f"{psrc}: the {name} driver's parameters must be a mapping; fix storage.{name}", exitcodes.CONFIG
+        )
     into.driver, into.driver_source = name.lower(), psrc
     for key, value in params.items():
         if not isinstance(key, str):
-            raise UserError(f"{psrc}: parameter name {key!r} is not a string; fix storage.{name}", exitcodes.CONFIG)
+            raise UserError(
+                f"{psrc}: parameter name {key!r} is not a string; fix storage.{name}", exitcodes.CONFIG
+            )
         if value is None:
             continue  # nil means "absent" upstream
-        into.parameters[key] = _plain(value, psrc)
+        into.parameters[key] = plain(value, psrc)
         into.parameter_sources[key] = _source(sources, ["storage", name, key], where)
 
 
-def _middleware(raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where: str, into: _Layered) -> None:
+def _middleware(
+    raw: dict[str, Any], sources: Mapping[tuple[str, ...], str], where: str, into: _Layered
+) -> None:
     section = raw.get("middleware")
     if section is None:
         return
     src = _source(sources, ["middleware"], where)
     if not isinstance(section, dict):
-        raise UserError(f"{src}: middleware must be a mapping (storage: [...]); fix the middleware section", exitcodes.CONFIG)
+        raise UserError(
+            f"{src}: middleware must be a mapping (storage: [...]); fix the middleware section",
+            exitcodes.CONFIG,
+        )
     entries = section.get("storage")
     if entries is None:
         return
     if not isinstance(entries, list):
-        raise UserError(f"{_source(sources, ['middleware', 'storage'], where)}: middleware.storage must be a list of "
-                        "entries (- name: cloudfront); fix it", exitcodes.CONFIG)
+        raise UserError(
+            f"{_source(sources, ['middleware', 'storage'], where)}: middleware.storage must be a list of "
+            "entries (- name: cloudfront); fix it",
+            exitcodes.CONFIG,
+        )
     for index, entry in enumerate(entries):
         _middleware_entry(entry, index, sources, where, into)
 
 
-def _middleware_entry(entry: Any, index: int, sources: Mapping[tuple[str, ...], str], where: str, into: _Layered) -> None:
+def _middleware_entry(
+    entry: Any, index: int, sources: Mapping[tuple[str, ...], str], where: str, into: _Layered
+) -> None:
     path = ["middleware", "storage", index]
     src = _source(sources, path, where)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise UserError(f"{src}: a middleware entry needs 'name: cloudfront' and 'options:'; fix the entry", exitcodes.CONFIG)
+        raise UserError(
+            f"{src}: a middleware entry needs 'name: cloudfront' and 'options:'; fix the entry",
+            exitcodes.CONFIG,
+        )
     name = entry["name"]
     options = entry.get("options") or {}
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-        raise UserError(f"{src}: the options of middleware {name} must be a mapping; fix the entry", exitcodes.CONFIG)
+        raise UserError(
+            f"{src}: the options of middleware {name} must be a mapping; fix the entry", exitcodes.CONFIG
+        )
     if name in UNSUPPORTED_MIDDLEWARE:
         log.warning("%s: storage middleware %s ignored: s3regfs applies only cloudfront", src, name)
         return
@@ -451,7 +263,9 @@ def _middleware_entry(entry: Any, index: int, sources: Mapping[tuple[str, ...], 
             exitcodes.CONFIG,
         )
     opt_sources = {k: _source(sources, path + ["options", k], where) for k in options}
-    into.middleware.append((name, {k: _plain(v, src) for k, v in options.items() if v is not None}, opt_sources))
+    into.middleware.append(
+        (name, {k: plain(v, src) for k, v in options.items() if v is not None}, opt_sources)
+    )
 
 
 def _section(raw: dict[str, Any], where: str, into: _Layered) -> None:
@@ -459,13 +273,17 @@ def _section(raw: dict[str, Any], where: str, into: _Layered) -> None:
     if section is None:
         return
     if not isinstance(section, dict):
-        raise UserError(f"{where} ({SECTION}): must be a mapping of mount options; fix the {SECTION} section",
-                        exitcodes.CONFIG)
+        raise UserError(
+            f"{where} ({SECTION}): must be a mapping of mount options; fix the {SECTION} section",
+            exitcodes.CONFIG,
+        )
     for key, value in section.items():
         src = f"{where} ({SECTION}.{key})"
         if not isinstance(key, str) or key not in MOUNT_OPTIONS:
-            raise UserError(f"{src}: unknown s3regfs option; use one of {', '.join(sorted(MOUNT_OPTIONS))}",
-                            exitcodes.CONFIG)
+            raise UserError(
+                f"{src}: unknown s3regfs option; use one of {', '.join(sorted(MOUNT_OPTIONS))}",
+                exitcodes.CONFIG,
+            )
         if value is None:
             continue
         into.options[key] = value
@@ -529,8 +347,12 @@ def _apply_o(items: list[tuple[str, str | None]], into: _Layered) -> None:
             into.parameters[key] = value
             into.parameter_sources[key] = src
             if key in SECRET_PARAMETERS:
-                log.warning("-o %s: a secret on the command line is visible in ps; put it in the config file "
-                            "or the environment (REGISTRY_STORAGE_S3_%s)", key, key.upper())
+                log.warning(
+                    "-o %s: a secret on the command line is visible in ps; put it in the config file "
+                    "or the environment (REGISTRY_STORAGE_S3_%s)",
+                    key,
+                    key.upper(),
+                )
 
 
 def _fuse_option(key: str, value: str | None, into: _Layered) -> None:
@@ -544,7 +366,9 @@ def _fuse_option(key: str, value: str | None, into: _Layered) -> None:
 def _cloudfront_option(option: str, value: str | None, into: _Layered) -> None:
     src = f"-o {CLOUDFRONT}.{option}"
     if not option or value is None:
-        raise UserError(f"{src}: needs an option name and a value; write -o {CLOUDFRONT}.baseurl=URL", exitcodes.CONFIG)
+        raise UserError(
+            f"{src}: needs an option name and a value; write -o {CLOUDFRONT}.baseurl=URL", exitcodes.CONFIG
+        )
     for name, options, sources in into.middleware:
         if name == CLOUDFRONT:
             options[option] = value
@@ -564,26 +388,32 @@ def _typed_options(into: _Layered) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
             value = option.parse(raw_value)
         except OptionValueError as exc:
-            raise UserError(f"{into.option_sources[key]}: {key}={_shown(raw_value)}: {exc}", exitcodes.CONFIG) from None
+            raise UserError(
+                f"{into.option_sources[key]}: {key}={_shown(raw_value)}: {exc}", exitcodes.CONFIG
+            ) from None
         (fs_kwargs if option.target == "fs" else mount_kwargs)[option.field] = value
     return fs_kwargs, mount_kwargs
 
 
 def _shown(value: Any) -> str:
-    text = value.text if isinstance(value, _Int) and value.text else str(value)
+    text = value.text if isinstance(value, YamlInt) and value.text else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _cross_check(fs: FsOptions, into: _Layered) -> None:
     if fs.readahead_min > fs.readahead_max:
-        src = into.option_sources.get("readahead_min") or into.option_sources.get("readahead_max", "the defaults")
+        src = into.option_sources.get("readahead_min") or into.option_sources.get(
+            "readahead_max", "the defaults"
+        )
         raise UserError(
             f"{src}: readahead_min ({fs.readahead_min}) is larger than readahead_max ({fs.readahead_max}); "
             "lower readahead_min or raise readahead_max",
             exitcodes.CONFIG,
         )
     if fs.readahead_max > fs.readahead_budget:
-        src = into.option_sources.get("readahead_max") or into.option_sources.get("readahead_budget", "the defaults")
+        src = into.option_sources.get("readahead_max") or into.option_sources.get(
+            "readahead_budget", "the defaults"
+        )
         raise UserError(
             f"{src}: readahead_max ({fs.readahead_max}) is larger than readahead_budget ({fs.readahead_budget}); "
             "raise readahead_budget or lower readahead_max",
@@ -594,7 +424,7 @@ def _cross_check(fs: FsOptions, into: _Layered) -> None:
 def default_cache_dir(environ: Mapping[str, str]) -> str:
     """``/var/cache/s3regfs`` for root, ``$XDG_CACHE_HOME/s3regfs`` (``~/.cache/s3regfs``) otherwise."""
     if os.geteuid() == 0:
-        return FsOptions.__dataclass_fields__["cache_dir"].default  # type: ignore[no-any-return]
+        return str(FsOptions.__dataclass_fields__["cache_dir"].default)
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "s3regfs")
 
@@ -606,11 +436,21 @@ def _choose_driver(into: _Layered, driver_flag: str | None) -> str:
     if driver_flag is not None:
         flag = driver_flag.lower()
         if flag not in CLI_DRIVERS:
-            raise UserError(f"--driver {driver_flag}: unknown driver; use one of {', '.join(CLI_DRIVERS)}", exitcodes.USAGE)
-        if into.driver is not None and into.driver not in (flag,) and not (
-            into.driver in S3_DRIVERS and flag in S3_DRIVERS
+            raise UserError(
+                f"--driver {driver_flag}: unknown driver; use one of {', '.join(CLI_DRIVERS)}",
+                exitcodes.USAGE,
+            )
+        if (
+            into.driver is not None
+            and into.driver not in (flag,)
+            and not (into.driver in S3_DRIVERS and flag in S3_DRIVERS)
         ):
-            log.info("--driver %s replaces the %s driver of %s and its parameters", flag, into.driver, into.driver_source)
+            log.info(
+                "--driver %s replaces the %s driver of %s and its parameters",
+                flag,
+                into.driver,
+                into.driver_source,
+            )
             for key, src in list(into.parameter_sources.items()):
                 if not src.startswith("-o "):
                     into.parameters.pop(key, None)
@@ -631,7 +471,7 @@ def _validate_parameters(driver: DriverConfig) -> None:
     """Type-check the parameters now (no network), so errors come before any mount."""
     if driver.name not in S3_DRIVERS:
         if driver.parameters:
-            key = sorted(driver.parameters)[0]
+            key = min(driver.parameters)
             raise UserError(
                 f"{driver.source_of(key) or key}: the {driver.name} driver takes no parameters; remove {key}",
                 exitcodes.CONFIG,
@@ -656,9 +496,13 @@ def parameter_error(driver: DriverConfig, exc: BaseException) -> str:
     missing = re.search(r"no (\w+) parameter provided", message)
     if missing:
         key = missing.group(1).lower()
-        return (f"{message}; set it in the config file (storage.{driver.name}.{key}), the environment "
-                f"(REGISTRY_STORAGE_{driver.name.upper()}_{key.upper()}) or with -o {key}=VALUE")
-    return f"{driver.name} driver parameters: {message}; fix the storage.{driver.name} section or the -o options"
+        return (
+            f"{message}; set it in the config file (storage.{driver.name}.{key}), the environment "
+            f"(REGISTRY_STORAGE_{driver.name.upper()}_{key.upper()}) or with -o {key}=VALUE"
+        )
+    return (
+        f"{driver.name} driver parameters: {message}; fix the storage.{driver.name} section or the -o options"
+    )
 
 
 # -- entry points ----------------------------------------------------------------------
@@ -688,7 +532,7 @@ def load(
     elif config_file is not None:
         raw = read_file(config_file)
     if text is not None or config_file is not None:
-        _check_version(raw, where)
+        check_version(raw, where)
     sources: dict[tuple[str, ...], str] = {}
     apply_registry_env(raw, env, sources)
     into = _Layered()
@@ -708,7 +552,9 @@ def load(
     return _build(into, driver, env, config_file)
 
 
-def _build(into: _Layered, driver_flag: str | None, env: Mapping[str, str], config_file: str | None) -> Config:
+def _build(
+    into: _Layered, driver_flag: str | None, env: Mapping[str, str], config_file: str | None
+) -> Config:
     name = _choose_driver(into, driver_flag)
     driver = DriverConfig(name, dict(into.parameters), dict(into.parameter_sources))
     middleware = tuple(MiddlewareConfig(n, dict(o), dict(s)) for n, o, s in into.middleware)
@@ -716,7 +562,8 @@ def _build(into: _Layered, driver_flag: str | None, env: Mapping[str, str], conf
     fs_kwargs.setdefault("cache_dir", default_cache_dir(env))
     fs = FsOptions(**fs_kwargs)
     _cross_check(fs, into)
-    mount = MountConfig(**mount_kwargs, **into.flags, fuse_options=tuple(into.fuse.items()))
+    mount_kwargs.update(into.flags, fuse_options=tuple(into.fuse.items()))
+    mount = MountConfig(**mount_kwargs)
     if mount.systemd:
         mount = replace(mount, foreground=True)
     for key in SECRET_PARAMETERS:
@@ -739,8 +586,10 @@ def build_driver(config: Config) -> Any:
     except (ValueError, TypeError) as exc:
         raise UserError(parameter_error(config.driver, exc), exitcodes.CONFIG) from None
     except StorageDriverError as exc:
-        raise UserError(f"cannot create the {config.driver.name} driver: {exc}; check the endpoint and "
-                        "credentials", exitcodes.STORAGE) from None
+        raise UserError(
+            f"cannot create the {config.driver.name} driver: {exc}; check the endpoint and credentials",
+            exitcodes.STORAGE,
+        ) from None
     if not config.middleware:
         return driver
     from s3regfs import middleware
@@ -758,7 +607,14 @@ def _middleware_error(config: Config, exc: BaseException) -> str:
         for key in sorted(entry.options, key=len, reverse=True):
             if re.search(rf"(?<![a-z0-9]){re.escape(key.lower())}(?![a-z0-9])", message.lower()):
                 return f"{entry.sources.get(key, key)}: {message}; correct the {entry.name} option {key}"
-    return f"{message}; check the middleware options (middleware.storage in the config file or -o cloudfront.*)"
+    return (
+        f"{message}; check the middleware options (middleware.storage in the config file or -o cloudfront.*)"
+    )
+
+
+def environ_without(*prefixes: str) -> dict[str, str]:
+    """This process's environment without the variables starting with ``prefixes`` (for child processes)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 def field_names() -> list[str]:

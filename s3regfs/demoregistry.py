@@ -89,7 +89,12 @@ def build_image(layout: Path) -> tuple[dict[str, bytes], DemoImage]:
     """Write the OCI layout in ``layout``; return ``({digest: bytes}, image)``."""
     layers = [
         _layer({"hello.txt": b"Hello from s3regfs: this file is a layer blob in an S3 bucket.\n"}),
-        _layer({"etc/motd": b"served by the registry, mounted by s3regfs\n", "data/random.bin": os.urandom(64 << 10)}),
+        _layer(
+            {
+                "etc/motd": b"served by the registry, mounted by s3regfs\n",
+                "data/random.bin": os.urandom(64 << 10),
+            }
+        ),
     ]
     blobs: dict[str, bytes] = {}
     descs = []
@@ -97,27 +102,47 @@ def build_image(layout: Path) -> tuple[dict[str, bytes], DemoImage]:
         digest = _digest(compressed)
         blobs[digest] = compressed
         descs.append({"mediaType": OCI_LAYER, "digest": digest, "size": len(compressed)})
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["/bin/cat", "/hello.txt"]},
-        "rootfs": {"type": "layers", "diff_ids": [_digest(raw) for _, raw in layers]},
-    }, sort_keys=True).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {"Cmd": ["/bin/cat", "/hello.txt"]},
+            "rootfs": {"type": "layers", "diff_ids": [_digest(raw) for _, raw in layers]},
+        },
+        sort_keys=True,
+    ).encode()
     config_digest = _digest(config)
     blobs[config_digest] = config
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                           "layers": descs}, sort_keys=True).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": descs,
+        },
+        sort_keys=True,
+    ).encode()
     manifest_digest = _digest(manifest)
     blobs[manifest_digest] = manifest
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     for digest, data in blobs.items():
         (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).write_bytes(data)
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest,
-                                                "size": len(manifest),
-                                                "annotations": {"org.opencontainers.image.ref.name": TAG}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": manifest_digest,
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": TAG},
+            }
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index))
-    image = DemoImage(REPOSITORY, TAG, manifest_digest, config_digest, tuple(d["digest"] for d in descs), "")
+    layer_digests = tuple(str(d["digest"]) for d in descs)
+    image = DemoImage(REPOSITORY, TAG, manifest_digest, config_digest, layer_digests, "")
     return blobs, image
 
 
@@ -129,10 +154,19 @@ def tools_available() -> bool:
 
 
 def _registry_config(path: Path, storage: dict[str, Any], port: int) -> None:
-    storage = dict(storage, delete={"enabled": True}, redirect={"disable": True},
-                   maintenance={"uploadpurging": {"enabled": False}})
-    config = {"version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}}, "storage": storage,
-              "http": {"addr": f"127.0.0.1:{port}"}, "health": {"storagedriver": {"enabled": False}}}
+    storage = dict(
+        storage,
+        delete={"enabled": True},
+        redirect={"disable": True},
+        maintenance={"uploadpurging": {"enabled": False}},
+    )
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": storage,
+        "http": {"addr": f"127.0.0.1:{port}"},
+        "health": {"storagedriver": {"enabled": False}},
+    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         yaml.safe_dump(config, out, sort_keys=False)
@@ -159,23 +193,49 @@ def push_with_registry(workdir: Path, registry_storage: dict[str, Any], port: in
     _, image = build_image(layout)
     config_path, logfile = workdir / "registry.yml", workdir / "registry.log"
     _registry_config(config_path, registry_storage, port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REGISTRY_"))}
+    from s3regfs.config import environ_without
+
+    env = environ_without("AWS_", "REGISTRY_")  # REGISTRY_* would override the registry's config file
     with open(logfile, "ab") as out:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config_path)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     try:
         _wait_registry(proc, port, logfile)
         result = subprocess.run(
-            ["skopeo", "--insecure-policy", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-             f"oci:{layout}:{TAG}", f"docker://127.0.0.1:{port}/{REPOSITORY}:{TAG}"],
-            capture_output=True, text=True, timeout=120, check=False)
+            [
+                "skopeo",
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:{TAG}",
+                f"docker://127.0.0.1:{port}/{REPOSITORY}:{TAG}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if result.returncode != 0:
             tail = " ".join((result.stdout + result.stderr).split())[-300:]
             raise DemoRegistryError(f"skopeo copy failed: {tail}")
     finally:
         _stop(proc)
-    return DemoImage(image.repository, image.tag, image.manifest_digest, image.config_digest,
-                     image.layer_digests, "docker-registry + skopeo")
+    return DemoImage(
+        image.repository,
+        image.tag,
+        image.manifest_digest,
+        image.config_digest,
+        image.layer_digests,
+        "docker-registry + skopeo",
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -204,9 +264,18 @@ def write_layout(driver: Any, workdir: Path) -> DemoImage:
     for digest in (*image.layer_digests, image.config_digest):
         driver.put_content(f"{repo}/_layers/sha256/{digest.split(':', 1)[1]}/link", _link(digest))
     manifest_hex = image.manifest_digest.split(":", 1)[1]
-    driver.put_content(f"{repo}/_manifests/revisions/sha256/{manifest_hex}/link", _link(image.manifest_digest))
+    driver.put_content(
+        f"{repo}/_manifests/revisions/sha256/{manifest_hex}/link", _link(image.manifest_digest)
+    )
     driver.put_content(f"{repo}/_manifests/tags/{image.tag}/current/link", _link(image.manifest_digest))
-    driver.put_content(f"{repo}/_manifests/tags/{image.tag}/index/sha256/{manifest_hex}/link",
-                       _link(image.manifest_digest))
-    return DemoImage(image.repository, image.tag, image.manifest_digest, image.config_digest,
-                     image.layer_digests, "the s3 driver")
+    driver.put_content(
+        f"{repo}/_manifests/tags/{image.tag}/index/sha256/{manifest_hex}/link", _link(image.manifest_digest)
+    )
+    return DemoImage(
+        image.repository,
+        image.tag,
+        image.manifest_digest,
+        image.config_digest,
+        image.layer_digests,
+        "the s3 driver",
+    )

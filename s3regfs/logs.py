@@ -34,6 +34,7 @@ _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERRO
 
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
+_installed: list[logging.Handler] = []
 
 
 def add_secret(value: object) -> None:
@@ -62,7 +63,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string: keep what we can, redacted
+        except Exception:  # noqa: BLE001 - a bad format string: keep what we can, redacted
             message = f"{record.msg!r} % {record.args!r}"
         record.msg = redact(message)
         record.args = None
@@ -139,13 +140,13 @@ def setup_logging(
         except OSError:
             pass
     root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_s3regfs", False):  # ours from an earlier call; leave others' (pytest) alone
-            root.removeHandler(old)
-            old.close()
+    while _installed:  # ours from an earlier call; others' handlers (pytest's) stay
+        old = _installed.pop()
+        root.removeHandler(old)
+        old.close()
     for handler in handlers:
         handler.addFilter(RedactingFilter())
-        setattr(handler, "_s3regfs", True)
+        _installed.append(handler)
         root.addHandler(handler)
     root.setLevel(levelno)
     for name in NOISY:

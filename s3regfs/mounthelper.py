@@ -25,7 +25,7 @@ runs in the background: the helper returns once the filesystem answers
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from s3regfs import exitcodes
 
@@ -87,8 +87,10 @@ def run(argv: Sequence[str]) -> int:
     if translated is None:
         return exitcodes.OK
     if not translated:
-        sys.stderr.write("s3regfs: error: usage: mount.fuse.s3regfs SOURCE MOUNTPOINT [-o OPTIONS]; "
-                         "SOURCE is a config file, a bucket name or none\n")
+        sys.stderr.write(
+            "s3regfs: error: usage: mount.fuse.s3regfs SOURCE MOUNTPOINT [-o OPTIONS]; "
+            "SOURCE is a config file, a bucket name or none\n"
+        )
         return exitcodes.USAGE
     return cli.main(translated)
 

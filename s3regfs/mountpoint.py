@@ -105,6 +105,8 @@ def prepare(requested: str) -> str:
     if not stat.S_ISDIR(st.st_mode):
         raise _error(f"mount point {path} is not a directory; mount on an empty directory")
     entry = mounted_at(path)
+    if entry is not None and _is_stale(path, entry):
+        return _clear_stale(path)
     if entry is not None:
         raise _error(
             f"{path} is already a mount point ({entry.fstype} from {entry.source}); "
@@ -112,6 +114,17 @@ def prepare(requested: str) -> str:
         )
     _warn_if_not_empty(path)
     return path
+
+
+def _is_stale(path: str, entry: MountEntry) -> bool:
+    """A FUSE mount whose daemon is gone (its root's attributes may still be cached: ask statfs)."""
+    if not entry.fstype.startswith("fuse"):
+        return False
+    try:
+        os.statvfs(path)
+    except OSError as exc:
+        return exc.errno in _STALE
+    return False
 
 
 def check_fuse_available() -> None:

@@ -18,8 +18,9 @@ import grp
 import math
 import pwd
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from s3regfs import logs
 from s3regfs.durations import DurationError, format_duration, parse_duration
@@ -70,11 +71,15 @@ def parse_seconds(value: Any) -> float:
         seconds = _number(value)
     except OptionValueError:
         if isinstance(value, (bool, int, float)):
-            raise OptionValueError("not a duration; use seconds (5) or a duration such as 5s or 1m30s") from None
+            raise OptionValueError(
+                "not a duration; use seconds (5) or a duration such as 5s or 1m30s"
+            ) from None
         try:
             seconds = parse_duration(str(value).strip())
         except DurationError:
-            raise OptionValueError("not a duration; use seconds (5) or a duration such as 5s or 1m30s") from None
+            raise OptionValueError(
+                "not a duration; use seconds (5) or a duration such as 5s or 1m30s"
+            ) from None
     if seconds < 0:
         raise OptionValueError("must not be negative")
     return seconds
@@ -99,7 +104,9 @@ def parse_size(value: Any) -> int:
     else:
         match = _SIZE_RE.match(str(value))
         if match is None:
-            raise OptionValueError("not a size; use bytes or a number with k, M, G or T (binary units), e.g. 64MiB")
+            raise OptionValueError(
+                "not a size; use bytes or a number with k, M, G or T (binary units), e.g. 64MiB"
+            )
         size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if size < 0:
         raise OptionValueError("must not be negative")
@@ -168,8 +175,7 @@ def parse_mode(value: Any) -> int:
         raise OptionValueError("not an octal mode; use e.g. 0644")
     text = getattr(value, "text", "") or (oct(value) if isinstance(value, int) else str(value))
     text = text.strip().lower()
-    if text.startswith("0o"):
-        text = text[2:]
+    text = text.removeprefix("0o")
     if not text or not re.fullmatch(r"[0-7]+", text):
         raise OptionValueError("not an octal mode; use e.g. 0644")
     mode = int(text, 8)
@@ -250,74 +256,234 @@ def _seconds_doc(name: str) -> str:
 
 
 _OPTIONS = [
-    Option("uid", "fs", parse_uid, "the mounting user", "owner of every file and directory (uid or user name)"),
-    Option("gid", "fs", parse_gid, "the mounting user's group", "group of every file and directory (gid or name)"),
-    Option("file_mode", "fs", parse_mode, oct(_fs_default("file_mode")).replace("0o", "0"), "permission bits of files (octal)"),
-    Option("dir_mode", "fs", parse_mode, oct(_fs_default("dir_mode")).replace("0o", "0"), "permission bits of directories (octal)"),
-    Option("read_only", "fs", parse_bool, str(_fs_default("read_only")).lower(),
-           "refuse every change with EROFS (-o ro / -o rw)", flag=True),
-    Option("metadata_ttl", "fs", parse_seconds, _seconds_doc("metadata_ttl"),
-           "how long attributes and listings are cached; another mount's changes show up within it"),
-    Option("negative_ttl", "fs", parse_seconds, _seconds_doc("negative_ttl"), "how long a missing name is cached"),
-    Option("metadata_cache_entries", "fs", int_parser(0), str(_fs_default("metadata_cache_entries")),
-           "most cached attribute/listing entries"),
-    Option("cache_dir", "fs", parse_path, "/var/cache/s3regfs (root), else ~/.cache/s3regfs",
-           "local directory for spill files and the data cache"),
-    Option("readahead_min", "fs", size_parser(4096), _size_doc("readahead_min"), "first readahead window of a sequential reader"),
+    Option(
+        "uid", "fs", parse_uid, "the mounting user", "owner of every file and directory (uid or user name)"
+    ),
+    Option(
+        "gid", "fs", parse_gid, "the mounting user's group", "group of every file and directory (gid or name)"
+    ),
+    Option(
+        "file_mode",
+        "fs",
+        parse_mode,
+        oct(_fs_default("file_mode")).replace("0o", "0"),
+        "permission bits of files (octal)",
+    ),
+    Option(
+        "dir_mode",
+        "fs",
+        parse_mode,
+        oct(_fs_default("dir_mode")).replace("0o", "0"),
+        "permission bits of directories (octal)",
+    ),
+    Option(
+        "read_only",
+        "fs",
+        parse_bool,
+        str(_fs_default("read_only")).lower(),
+        "refuse every change with EROFS (-o ro / -o rw)",
+        flag=True,
+    ),
+    Option(
+        "metadata_ttl",
+        "fs",
+        parse_seconds,
+        _seconds_doc("metadata_ttl"),
+        "how long attributes and listings are cached; another mount's changes show up within it",
+    ),
+    Option(
+        "negative_ttl", "fs", parse_seconds, _seconds_doc("negative_ttl"), "how long a missing name is cached"
+    ),
+    Option(
+        "metadata_cache_entries",
+        "fs",
+        int_parser(0),
+        str(_fs_default("metadata_cache_entries")),
+        "most cached attribute/listing entries",
+    ),
+    Option(
+        "cache_dir",
+        "fs",
+        parse_path,
+        "/var/cache/s3regfs (root), else ~/.cache/s3regfs",
+        "local directory for spill files and the data cache",
+    ),
+    Option(
+        "readahead_min",
+        "fs",
+        size_parser(4096),
+        _size_doc("readahead_min"),
+        "first readahead window of a sequential reader",
+    ),
     Option("readahead_max", "fs", size_parser(4096), _size_doc("readahead_max"), "largest readahead window"),
-    Option("readahead_budget", "fs", parse_size, _size_doc("readahead_budget"), "readahead memory across all open files"),
-    Option("read_parallelism", "fs", int_parser(1, 256), str(_fs_default("read_parallelism")),
-           "parallel ranged GETs per readahead window"),
-    Option("read_part_size", "fs", size_parser(4096), _size_doc("read_part_size"),
-           "size of one ranged GET of a readahead window"),
-    Option("data_cache_size", "fs", parse_size, _size_doc("data_cache_size"),
-           "on-disk cache of immutable content (registry blobs); 0 disables it"),
-    Option("immutable_prefixes", "fs", parse_prefixes, ":".join(_fs_default("immutable_prefixes")),
-           "driver path prefixes whose content never changes (cacheable); ':'-separated"),
-    Option("data_cache_block", "fs", size_parser(4096), _size_doc("data_cache_block"),
-           "granularity of the data cache (bytes per cached block)"),
-    Option("write_parts_in_flight", "fs", int_parser(1, 64), str(_fs_default("write_parts_in_flight")),
-           "multipart parts uploading at once per writer (memory = chunksize x this)"),
-    Option("stream_threshold", "fs", parse_size, _size_doc("stream_threshold"),
-           "a new file growing sequentially past this streams to S3 while written; smaller ones upload at close"),
-    Option("max_streaming_writers", "fs", int_parser(0, 1024), str(_fs_default("max_streaming_writers")),
-           "files streaming at once (each holds part buffers); others stage on disk"),
-    Option("unlink_download_max", "fs", parse_size, _size_doc("unlink_download_max"),
-           "unlink of a file open for reading: up to this size it is copied locally and deleted at once"),
-    Option("listing_walk_ahead", "fs", int_parser(0), str(_fs_default("listing_walk_ahead")),
-           "keys of a subtree fetched with one flat listing during readdir (find/ls -R); 0 = off"),
-    Option("url_duration", "fs", parse_optional_seconds, "none",
-           "lifetime of the user.s3regfs.url xattr URLs; none = the driver/middleware default"),
-    Option("allow_other", "mount", parse_bool, "false", "let other users use the mount (needs user_allow_other "
-           "in /etc/fuse.conf for non-root)", flag=True),
+    Option(
+        "readahead_budget",
+        "fs",
+        parse_size,
+        _size_doc("readahead_budget"),
+        "readahead memory across all open files",
+    ),
+    Option(
+        "read_parallelism",
+        "fs",
+        int_parser(1, 256),
+        str(_fs_default("read_parallelism")),
+        "parallel ranged GETs per readahead window",
+    ),
+    Option(
+        "read_part_size",
+        "fs",
+        size_parser(4096),
+        _size_doc("read_part_size"),
+        "size of one ranged GET of a readahead window",
+    ),
+    Option(
+        "data_cache_size",
+        "fs",
+        parse_size,
+        _size_doc("data_cache_size"),
+        "on-disk cache of immutable content (registry blobs); 0 disables it",
+    ),
+    Option(
+        "immutable_prefixes",
+        "fs",
+        parse_prefixes,
+        ":".join(_fs_default("immutable_prefixes")),
+        "driver path prefixes whose content never changes (cacheable); ':'-separated",
+    ),
+    Option(
+        "data_cache_block",
+        "fs",
+        size_parser(4096),
+        _size_doc("data_cache_block"),
+        "granularity of the data cache (bytes per cached block)",
+    ),
+    Option(
+        "write_parts_in_flight",
+        "fs",
+        int_parser(1, 64),
+        str(_fs_default("write_parts_in_flight")),
+        "multipart parts uploading at once per writer (memory = chunksize x this)",
+    ),
+    Option(
+        "stream_threshold",
+        "fs",
+        parse_size,
+        _size_doc("stream_threshold"),
+        "a new file growing sequentially past this streams to S3 while written; smaller ones upload at close",
+    ),
+    Option(
+        "max_streaming_writers",
+        "fs",
+        int_parser(0, 1024),
+        str(_fs_default("max_streaming_writers")),
+        "files streaming at once (each holds part buffers); others stage on disk",
+    ),
+    Option(
+        "unlink_download_max",
+        "fs",
+        parse_size,
+        _size_doc("unlink_download_max"),
+        "unlink of a file open for reading: up to this size it is copied locally and deleted at once",
+    ),
+    Option(
+        "listing_walk_ahead",
+        "fs",
+        int_parser(0),
+        str(_fs_default("listing_walk_ahead")),
+        "keys of a subtree fetched with one flat listing during readdir (find/ls -R); 0 = off",
+    ),
+    Option(
+        "url_duration",
+        "fs",
+        parse_optional_seconds,
+        "none",
+        "lifetime of the user.s3regfs.url xattr URLs; none = the driver/middleware default",
+    ),
+    Option(
+        "allow_other",
+        "mount",
+        parse_bool,
+        "false",
+        "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root)",
+        flag=True,
+    ),
     Option("log_level", "mount", parse_level, logs.DEFAULT_LEVEL, "debug, info, warning, error or critical"),
-    Option("log_file", "mount", parse_optional_path, "none",
-           "append logs to this file (default: stderr; background mounts: syslog)"),
-    Option("mount_timeout", "mount", parse_seconds, "1m0s",
-           "how long a background mount (mount(8), fstab) waits for the mount to answer"),
+    Option(
+        "log_file",
+        "mount",
+        parse_optional_path,
+        "none",
+        "append logs to this file (default: stderr; background mounts: syslog)",
+    ),
+    Option(
+        "mount_timeout",
+        "mount",
+        parse_seconds,
+        "1m0s",
+        "how long a background mount (mount(8), fstab) waits for the mount to answer",
+    ),
 ]
 
 MOUNT_OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 """Every s3regfs mount option by name, in documentation order."""
 
-FUSE_FLAGS = frozenset({
-    "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "relatime", "norelatime",
-    "strictatime", "nostrictatime", "sync", "async", "dirsync", "default_permissions", "allow_root",
-    "auto_unmount",
-})
+FUSE_FLAGS = frozenset(
+    {
+        "nosuid",
+        "suid",
+        "nodev",
+        "dev",
+        "noexec",
+        "exec",
+        "noatime",
+        "atime",
+        "relatime",
+        "norelatime",
+        "strictatime",
+        "nostrictatime",
+        "sync",
+        "async",
+        "dirsync",
+        "default_permissions",
+        "allow_root",
+        "auto_unmount",
+    }
+)
 """``-o`` words passed through to the FUSE mount unchanged."""
 
 FUSE_VALUED = frozenset({"fsname", "max_read"})
 """``-o name=value`` options passed through to the FUSE mount unchanged."""
 
-IGNORED = frozenset({
-    "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
-    "nodiratime", "diratime", "lazytime", "nolazytime", "loud", "silent", "comment", "nosymfollow",
-    "bg", "fg", "helper", "nonempty",
-})
+IGNORED = frozenset(
+    {
+        "defaults",
+        "auto",
+        "noauto",
+        "user",
+        "nouser",
+        "users",
+        "owner",
+        "group",
+        "_netdev",
+        "nofail",
+        "nodiratime",
+        "diratime",
+        "lazytime",
+        "nolazytime",
+        "loud",
+        "silent",
+        "comment",
+        "nosymfollow",
+        "bg",
+        "fg",
+        "helper",
+        "nonempty",
+    }
+)
 """``-o`` words meant for mount(8), fstab or systemd (and ``x-*``): accepted and ignored."""
 
 
 def is_ignored_mount_option(key: str) -> bool:
     """True for options that mount(8)/fstab/systemd handle (``_netdev``, ``nofail``, ``x-systemd.*``...)."""
-    return key in IGNORED or key.startswith("x-") or key.startswith("comment=")
+    return key in IGNORED or key.startswith("x-")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class NotifyListener:
         self._sock.bind(self.path)
         self.messages: list[str] = []
 
-    def __enter__(self) -> "NotifyListener":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

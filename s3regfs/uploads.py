@@ -10,7 +10,7 @@ without them is a configuration error.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from s3regfs import config, exitcodes
@@ -31,7 +31,7 @@ def _innermost(driver: Any) -> Any:
 
 def _age(initiated: datetime, now: datetime) -> float:
     if initiated.tzinfo is None:
-        initiated = initiated.replace(tzinfo=timezone.utc)
+        initiated = initiated.replace(tzinfo=UTC)
     return (now - initiated).total_seconds()
 
 
@@ -40,18 +40,23 @@ def run(cfg: config.Config, action: str, path: str, older_than: float, *, dry_ru
     from s3regfs.driver import StorageDriverError, is_valid_path
 
     if not is_valid_path(path, allow_root=True):
-        raise UserError(f"{path}: not a driver path; use / or e.g. /docker/registry/v2/repositories", exitcodes.USAGE)
+        raise UserError(
+            f"{path}: not a driver path; use / or e.g. /docker/registry/v2/repositories", exitcodes.USAGE
+        )
     driver = config.build_driver(cfg)
     try:
         inner = _innermost(driver)
         if not hasattr(inner, "list_uploads"):
-            raise UserError(f"the {cfg.driver.name} driver has no multipart uploads; use the s3 driver",
-                            exitcodes.CONFIG)
+            raise UserError(
+                f"the {cfg.driver.name} driver has no multipart uploads; use the s3 driver", exitcodes.CONFIG
+            )
         try:
             uploads = inner.list_uploads(path)
         except Exception as exc:  # noqa: BLE001 - any S3 failure: one line
-            raise UserError(f"cannot list the uploads: {_one_line(exc)}; run s3regfs check", exitcodes.STORAGE) from None
-        now = datetime.now(timezone.utc)
+            raise UserError(
+                f"cannot list the uploads: {_one_line(exc)}; run s3regfs check", exitcodes.STORAGE
+            ) from None
+        now = datetime.now(UTC)
         selected = [u for u in uploads if _age(u.initiated, now) >= older_than]
         if action == "list":
             return _list(selected, now, out)
@@ -69,7 +74,7 @@ def _one_line(exc: BaseException) -> str:
 def _row(upload: Any, now: datetime) -> str:
     age = format_duration(round(_age(upload.initiated, now)))
     where = upload.path if upload.path is not None else f"(key {upload.key})"
-    return f"{upload.initiated.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}  {age:>12}  {upload.upload_id}  {where}"
+    return f"{upload.initiated.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}  {age:>12}  {upload.upload_id}  {where}"
 
 
 def _list(uploads: list[Any], now: datetime, out: TextIO) -> int:
@@ -77,8 +82,7 @@ def _list(uploads: list[Any], now: datetime, out: TextIO) -> int:
         out.write("no in-progress uploads\n")
         return exitcodes.OK
     out.write(f"{'INITIATED':20}  {'AGE':>12}  UPLOAD-ID  PATH\n")
-    for upload in uploads:
-        out.write(_row(upload, now) + "\n")
+    out.writelines(_row(upload, now) + "\n" for upload in uploads)
     out.write(f"{len(uploads)} in-progress upload(s)\n")
     return exitcodes.OK
 

@@ -1,7 +1,8 @@
 """Session-wide fixtures: the local S3 server (SeaweedFS) and fresh buckets on it.
 
 * ``s3_server`` (session): a running :class:`~s3regfs.localserver.LocalS3Server`.
-* ``s3_bucket`` (function): the name of a fresh, empty bucket, deleted afterwards.
+* ``s3_bucket`` (function): the name of a fresh, empty bucket, deleted afterwards
+  (both in the background: :class:`~tests.support.s3server.BucketPool`).
 * ``s3_driver_params`` (function): parameters for ``factory.create("s3", ...)``
   on that bucket.
 
@@ -22,7 +23,7 @@ if _ROOT not in sys.path:  # so that ``tests.support`` imports under plain ``pyt
     sys.path.insert(0, _ROOT)
 
 from s3regfs.localserver import LocalS3Server  # noqa: E402
-from tests.support.s3server import unique_bucket_name  # noqa: E402
+from tests.support.s3server import BucketPool  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,19 @@ def s3_server() -> Iterator[LocalS3Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def _s3_bucket_pool(s3_server: LocalS3Server) -> Iterator[BucketPool]:
+    pool = BucketPool(s3_server)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def s3_bucket(s3_server: LocalS3Server) -> Iterator[str]:
-    """A fresh, uniquely named bucket; deleted (with its content) after the test."""
-    name = s3_server.create_bucket(unique_bucket_name())
+def s3_bucket(_s3_bucket_pool: BucketPool) -> Iterator[str]:
+    """A fresh, uniquely named, empty bucket; deleted (with its content) after the test."""
+    name = _s3_bucket_pool.take()
     yield name
-    try:
-        s3_server.delete_bucket(name)
-    except Exception as exc:  # noqa: BLE001 - cleanup must not mask the test's own result
-        log.warning("could not delete bucket %s: %s", name, exc)
+    _s3_bucket_pool.give_back(name)
 
 
 @pytest.fixture

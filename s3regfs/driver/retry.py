@@ -10,6 +10,12 @@ and the overall deadline, in one place.
   504/429, S3's ``InternalError``/``SlowDown``/``RequestTimeout``...), with
   full-jitter exponential back-off (longer when throttled), at most
   ``max_attempts`` attempts, and never starting an attempt past the deadline.
+  An endpoint that cannot be reached at all (connection refused, connect
+  timeout: nothing was sent) is retried until the deadline whatever the
+  attempt count, so a server that restarts within the deadline is ridden out
+  -- but only once the client has had at least one answer from it: an
+  endpoint that never answered (a wrong address, a server that is not up)
+  fails after ``max_attempts``, i.e. within seconds.
 * :class:`Deadline` and :func:`retry_call` are used wherever the driver
   retries something *itself* (re-opening a read stream that broke mid-body).
   While ``retry_call`` runs, its deadline is the thread's *current deadline*,
@@ -171,6 +177,14 @@ def retry_call(
 # -- botocore -------------------------------------------------------------------------------
 
 
+def is_unreachable(exception: BaseException | None) -> bool:
+    """True when no connection could be made (refused, unroutable, connect timeout): nothing was sent."""
+    import botocore.exceptions
+
+    return isinstance(exception, (botocore.exceptions.EndpointConnectionError,
+                                  botocore.exceptions.ConnectTimeoutError, ConnectionRefusedError))
+
+
 def transient_reason(response: Any, exception: BaseException | None) -> tuple[str, bool] | None:
     """Why a botocore attempt may be retried, and whether it was throttled; None if it may not."""
     if exception is not None:
@@ -199,6 +213,7 @@ class _BotocoreHooks:
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
+        self.reached = False  # set by the first answer of any kind from the endpoint
 
     def before_call(self, context: dict[str, Any] | None = None, **_: Any) -> None:
         if context is not None:
@@ -206,12 +221,15 @@ class _BotocoreHooks:
 
     def needs_retry(self, attempts: int = 1, response: Any = None, caught_exception: BaseException | None = None,
                     request_dict: dict[str, Any] | None = None, operation: Any = None, **_: Any) -> float | bool:
+        if response is not None:
+            self.reached = True
         reason = transient_reason(response, caught_exception)
         if reason is None:
             return False
         why, throttled = reason
         name = getattr(operation, "name", "request")
-        if attempts >= self.policy.max_attempts:
+        unreachable = is_unreachable(caught_exception) and self.reached
+        if attempts >= self.policy.max_attempts and not unreachable:
             log.warning("%s failed after %d attempts (%s); giving up", name, attempts, why)
             return False
         delay = self.policy.backoff(attempts, throttled)
@@ -220,6 +238,10 @@ class _BotocoreHooks:
         if deadline is not None and deadline.remaining() <= delay:
             log.warning("%s failed (%s); giving up: the retry deadline has passed", name, why)
             return False
-        _log_retry(attempts, "%s failed (%s); retry %d of %d in %.2fs", name, why, attempts,
-                   self.policy.max_attempts - 1, delay)
+        if unreachable:
+            _log_retry(attempts, "%s failed (%s); retry %d in %.2fs (until the deadline, %.0fs left)", name, why,
+                       attempts, delay, deadline.remaining() if deadline else float("nan"))
+        else:
+            _log_retry(attempts, "%s failed (%s); retry %d of %d in %.2fs", name, why, attempts,
+                       self.policy.max_attempts - 1, delay)
         return delay

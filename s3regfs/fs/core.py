@@ -536,11 +536,18 @@ class RegistryFilesystem:
                 if node.deferred_delete and node.key is not None and self._hidden.get(node.key) is node:
                     del self._hidden[node.key]
             if node.deferred_delete and node.key is not None:
-                self._deferred_delete(node.key)
+                self._deferred_delete(node.key, node.remote)
             node.close()
 
-    def _deferred_delete(self, key: str) -> None:
+    def _deferred_delete(self, key: str, expected: Meta | None) -> None:
+        """Delete the key of a file unlinked while open, unless another writer replaced it since."""
         try:
+            now = meta_of(self.driver.stat(key))
+            if expected is not None and (
+                now.size != expected.size or (not expected.local and now.mtime != expected.mtime)
+            ):
+                log.info("%s: replaced by another writer since it was unlinked; not deleted", key)
+                return
             self.driver.delete(key)
         except PathNotFoundError:
             pass
@@ -596,7 +603,7 @@ class RegistryFilesystem:
             node.deferred_delete = False
             node.key = None
         if delete:
-            self._deferred_delete(dpath)
+            self._deferred_delete(dpath, node.remote)
 
     def _delete_file_key(self, dpath: str) -> None:
         self._check_no_dir(dpath)
@@ -663,8 +670,7 @@ class RegistryFilesystem:
         if dnode is not None and dnode is not snode:
             self._displace(dnode, dst)
         self._unhide(dst, delete=False)
-        self._check_no_dir(src)
-        self.driver.move(src, dst)
+        self.driver.move(src, dst)  # the contract's move touches the source key only (not src/...)
         if snode is not None:
             with snode.lock, self._ns:
                 if self._nodes.get(src) is snode:
@@ -878,8 +884,8 @@ class RegistryFilesystem:
             hidden = list(self._hidden.items())
             self._hidden.clear()
             lost = list(self._lost)
-        for key, _node in hidden:
-            self._deferred_delete(key)
+        for key, node in hidden:
+            self._deferred_delete(key, node.remote)
         if lost:
             ok = False
             log.error("shutdown: %d file(s) were closed with data that could not be saved: %s", len(lost), lost[:10])

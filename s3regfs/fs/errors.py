@@ -63,19 +63,28 @@ class Rule:
 # -- causes of a DriverError -----------------------------------------------------------------------
 
 _ACCESS_CODES = frozenset(
-    {"AccessDenied", "Forbidden", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+    {
+        "AccessDenied",
+        "Forbidden",
+        "403",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AllAccessDisabled",
+        "RequestTimeTooSkewed",
+        "ExpiredToken",
+    }
 )
-_TIMEOUT_CODES = frozenset({"RequestTimeout", "RequestTimeTooSkewed"})
-_QUOTA_CODES = frozenset({"QuotaExceeded", "TooManyBuckets"})
-_SIZE_CODES = frozenset({"EntityTooLarge", "InvalidPartOrder", "EntityTooSmall"})
+_TIMEOUT_CODES = frozenset({"RequestTimeout"})
+_QUOTA_CODES = frozenset({"QuotaExceeded"})
+_SIZE_CODES = frozenset({"EntityTooLarge"})
 
 CAUSE_TABLE: tuple[Rule, ...] = (
-    Rule("an `OSError` with an errno (including one raised inside the driver)", 0, "that errno"),
     Rule("a timeout (`TimeoutError`, or a class whose name contains `Timeout`)", errno.ETIMEDOUT, "timeout"),
-    Rule("S3 code " + ", ".join(sorted(_ACCESS_CODES)), errno.EACCES, "the credentials or policy refuse it"),
+    Rule("an `OSError` with an errno (including one raised inside the driver)", 0, "that errno"),
+    Rule("S3 code " + ", ".join(sorted(_ACCESS_CODES)), errno.EACCES, "the credentials, clock or policy refuse it"),
     Rule("S3 code " + ", ".join(sorted(_TIMEOUT_CODES)), errno.ETIMEDOUT, "the server gave up waiting"),
-    Rule("S3 code " + ", ".join(sorted(_QUOTA_CODES)), errno.EDQUOT, "a quota"),
-    Rule("S3 code " + ", ".join(sorted(_SIZE_CODES)), errno.EFBIG, "the object or a part is too large/small"),
+    Rule("S3 code " + ", ".join(sorted(_QUOTA_CODES)), errno.EDQUOT, "a quota of the store"),
+    Rule("S3 code " + ", ".join(sorted(_SIZE_CODES)), errno.EFBIG, "the object is larger than the store allows"),
     Rule("anything else", errno.EIO, "transport or server failure; logged with the cause"),
 )
 """How a :class:`DriverError`'s cause (its ``detail`` and ``__cause__`` chain) refines ``EIO``."""

@@ -105,6 +105,8 @@ class Node:
             self._touch()
 
     def write(self, offset: int, data: bytes, append: bool) -> int:
+        if not data:
+            return 0
         with self.lock:
             self._check_failed()
             if append:

@@ -21,7 +21,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
 
 def section(title: str) -> str:
     text = DOC.read_text()
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
     assert match, f"docs/CONFIGURATION.md has no section '## {title}'"
     return match.group(1)
 
@@ -55,8 +55,19 @@ def test_every_s3_parameter_is_documented_with_its_default() -> None:
 
 def test_every_cloudfront_option_is_documented_with_its_default() -> None:
     rows = {name: cells[0] for name, cells in table("CloudFront middleware options").items()}
-    assert sorted(rows) == sorted(["baseurl", "privatekey", "keypairid", "duration", "ipfilteredby", "awsregion",
-                                   "updatefrequency", "updatefrenquency", "iprangesurl"])
+    assert sorted(rows) == sorted(
+        [
+            "baseurl",
+            "privatekey",
+            "keypairid",
+            "duration",
+            "ipfilteredby",
+            "awsregion",
+            "updatefrequency",
+            "updatefrenquency",
+            "iprangesurl",
+        ]
+    )
     source = Path(cloudfront.__file__).read_text()
     for name in rows:  # each documented option is read by the middleware
         assert f'"{name}"' in source, name
@@ -89,10 +100,10 @@ def test_every_fs_option_field_has_a_mount_option() -> None:
 
 def test_the_o_word_lists_match_the_code() -> None:
     text = section("Sources and precedence")
-    fuse = re.search(r"\*\*FUSE option\*\*.*?:(.*?);\n\* ", text, re.S)
-    ignored = re.search(r"accepted and ignored:(.*?), and every", text, re.S)
+    fuse = re.search(r"\*\*FUSE option\*\*.*?:(.*?);\n\* ", text, re.DOTALL)
+    ignored = re.search(r"accepted and ignored:(.*?), and every", text, re.DOTALL)
     assert fuse and ignored
-    words = lambda chunk: {w.rstrip("=") for w in re.findall(r"`([^`]+)`", chunk)}  # noqa: E731
+    words = lambda chunk: {w.rstrip("=") for w in re.findall(r"`([^`]+)`", chunk)}
     assert words(fuse.group(1)) == set(FUSE_FLAGS) | set(FUSE_VALUED)
     assert words(ignored.group(1)) == set(IGNORED)
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -25,17 +26,29 @@ BLOB = "/docker/registry/v2/blobs/sha256/ab/abcd/data"
 # -- translation (no mount) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["/etc/s3regfs/r.yml", "/mnt/r", "-o", "ro,allow_other,_netdev,nofail"],
-     ["mount", "/mnt/r", "--config", "/etc/s3regfs/r.yml", "-o", "ro,allow_other,_netdev,nofail"]),
-    (["my-bucket", "/mnt/b", "-o", "region=us-east-1"],
-     ["mount", "/mnt/b", "-o", "bucket=my-bucket", "-o", "region=us-east-1"]),
-    (["none", "/mnt/n", "-n", "-s", "-o", "bucket=b", "-t", "fuse.s3regfs"], ["mount", "/mnt/n", "-o", "bucket=b"]),
-    (["inmemory", "/mnt/m", "-v"], ["mount", "/mnt/m", "--driver", "inmemory", "--log-level", "debug"]),
-    (["s3regfs#config.yaml", "/mnt/c", "-oro", "-N", "/proc/1/ns/mnt"],
-     ["mount", "/mnt/c", "--config", "config.yaml", "-o", "ro"]),
-    (["/etc/r.yml", "/mnt/r", "-f", "-o", "ro"], None),  # -f: fake, do nothing
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["/etc/s3regfs/r.yml", "/mnt/r", "-o", "ro,allow_other,_netdev,nofail"],
+            ["mount", "/mnt/r", "--config", "/etc/s3regfs/r.yml", "-o", "ro,allow_other,_netdev,nofail"],
+        ),
+        (
+            ["my-bucket", "/mnt/b", "-o", "region=us-east-1"],
+            ["mount", "/mnt/b", "-o", "bucket=my-bucket", "-o", "region=us-east-1"],
+        ),
+        (
+            ["none", "/mnt/n", "-n", "-s", "-o", "bucket=b", "-t", "fuse.s3regfs"],
+            ["mount", "/mnt/n", "-o", "bucket=b"],
+        ),
+        (["inmemory", "/mnt/m", "-v"], ["mount", "/mnt/m", "--driver", "inmemory", "--log-level", "debug"]),
+        (
+            ["s3regfs#config.yaml", "/mnt/c", "-oro", "-N", "/proc/1/ns/mnt"],
+            ["mount", "/mnt/c", "--config", "config.yaml", "-o", "ro"],
+        ),
+        (["/etc/r.yml", "/mnt/r", "-f", "-o", "ro"], None),  # -f: fake, do nothing
+    ],
+)
 def test_helper_arguments_become_a_mount_command(argv: list[str], expected: list[str] | None) -> None:
     assert mounthelper.translate(argv) == expected
 
@@ -70,8 +83,12 @@ def helper() -> Iterator[None]:
 def config_file(tmp_path: Path, s3_driver_params: dict[str, Any]) -> Path:
     factory.create("s3", s3_driver_params).put_content(BLOB, b"blob bytes")
     path = tmp_path / "registry.yml"
-    document = {"version": 0.1, "storage": {"s3": s3_driver_params, "delete": {"enabled": True}},
-                "http": {"addr": ":5000"}, "s3regfs": {"cache_dir": str(tmp_path / "cache"), "metadata_ttl": "1s"}}
+    document = {
+        "version": 0.1,
+        "storage": {"s3": s3_driver_params, "delete": {"enabled": True}},
+        "http": {"addr": ":5000"},
+        "s3regfs": {"cache_dir": str(tmp_path / "cache"), "metadata_ttl": "1s"},
+    }
     path.write_text(yaml.safe_dump(document))
     path.chmod(0o600)
     return path
@@ -122,7 +139,9 @@ def assert_read_only_registry_mount(mountpoint: Path) -> None:
 
 
 @pytest.mark.fuse
-def test_mount_t_fuse_s3regfs_with_a_config_file_and_umount(helper: None, config_file: Path, mountpoint: Path) -> None:
+def test_mount_t_fuse_s3regfs_with_a_config_file_and_umount(
+    helper: None, config_file: Path, mountpoint: Path
+) -> None:
     result = run("mount", "-t", "fuse.s3regfs", str(config_file), str(mountpoint), "-o", "ro,allow_other")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -134,11 +153,14 @@ def test_mount_t_fuse_s3regfs_with_a_config_file_and_umount(helper: None, config
 
 
 @pytest.mark.fuse
-def test_an_fstab_line_with_netdev_nofail_and_automount(helper: None, config_file: Path, mountpoint: Path,
-                                                       tmp_path: Path) -> None:
+def test_an_fstab_line_with_netdev_nofail_and_automount(
+    helper: None, config_file: Path, mountpoint: Path, tmp_path: Path
+) -> None:
     fstab = tmp_path / "fstab"
-    fstab.write_text(f"{config_file} {mountpoint} fuse.s3regfs "
-                     "ro,allow_other,_netdev,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n")
+    fstab.write_text(
+        f"{config_file} {mountpoint} fuse.s3regfs "
+        "ro,allow_other,_netdev,nofail,x-systemd.automount,x-systemd.idle-timeout=60 0 0\n"
+    )
     result = run("mount", "--fstab", str(fstab), str(mountpoint))
     assert result.returncode == 0, result.stderr
     assert_read_only_registry_mount(mountpoint)
@@ -148,13 +170,19 @@ def test_an_fstab_line_with_netdev_nofail_and_automount(helper: None, config_fil
 
 @pytest.mark.fuse
 def test_a_bucket_name_as_source_with_secrets_from_the_environment(
-        helper: None, s3_driver_params: dict[str, Any], mountpoint: Path, tmp_path: Path) -> None:
+    helper: None, s3_driver_params: dict[str, Any], mountpoint: Path, tmp_path: Path
+) -> None:
     factory.create("s3", s3_driver_params).put_content(BLOB, b"blob bytes")
     p = s3_driver_params
-    env = dict(os.environ, REGISTRY_STORAGE_S3_ACCESSKEY=f"'{p['accesskey']}'",
-               REGISTRY_STORAGE_S3_SECRETKEY=f"'{p['secretkey']}'")
-    options = (f"ro,region={p['region']},regionendpoint={p['regionendpoint']},forcepathstyle=true,"
-               f"cache_dir={tmp_path / 'cache'}")
+    env = dict(
+        os.environ,
+        REGISTRY_STORAGE_S3_ACCESSKEY=f"'{p['accesskey']}'",
+        REGISTRY_STORAGE_S3_SECRETKEY=f"'{p['secretkey']}'",
+    )
+    options = (
+        f"ro,region={p['region']},regionendpoint={p['regionendpoint']},forcepathstyle=true,"
+        f"cache_dir={tmp_path / 'cache'}"
+    )
     result = run("mount", "-t", "fuse.s3regfs", p["bucket"], str(mountpoint), "-o", options, env=env)
     assert result.returncode == 0, result.stderr
     assert_read_only_registry_mount(mountpoint)
@@ -164,7 +192,8 @@ def test_a_bucket_name_as_source_with_secrets_from_the_environment(
 
 @pytest.mark.fuse
 def test_a_failing_helper_mount_reports_one_line_and_leaves_nothing(
-        helper: None, tmp_path: Path, mountpoint: Path) -> None:
+    helper: None, tmp_path: Path, mountpoint: Path
+) -> None:
     config = tmp_path / "bad.yml"
     config.write_text("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /x\n")
     result = run("mount", "-t", "fuse.s3regfs", str(config), str(mountpoint), "-o", "ro")

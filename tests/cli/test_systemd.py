@@ -11,8 +11,9 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,14 @@ def verify(unit_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed (apt install systemd)")
     (tmp_path / "s3regfs@.service").write_text(unit_text)
-    return subprocess.run(["systemd-analyze", "verify", str(tmp_path / "s3regfs@registry.service")],
-                          capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    return subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "s3regfs@registry.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
 
 
 def test_the_unit_passes_systemd_analyze_verify(installed_command: None, tmp_path: Path) -> None:
@@ -73,8 +80,11 @@ def test_systemd_analyze_verify_does_catch_mistakes(installed_command: None, tmp
 def test_the_unit_is_a_notify_template_with_the_documented_mapping() -> None:
     d = unit_directives()
     assert d["Type"] == ["notify"]
-    assert d["ExecStart"] == ["/usr/local/bin/s3regfs mount --systemd --config /etc/s3regfs/%i.yml "
-                              "-o cache_dir=${CACHE_DIRECTORY} ${MOUNTPOINT}"]
+    exec_start = (
+        "/usr/local/bin/s3regfs mount --systemd --config /etc/s3regfs/%i.yml "
+        "-o cache_dir=${CACHE_DIRECTORY} ${MOUNTPOINT}"
+    )
+    assert d["ExecStart"] == [exec_start]
     assert d["Environment"] == ["MOUNTPOINT=/mnt/%i"]
     assert d["EnvironmentFile"] == ["-/etc/s3regfs/%i.env"]
     assert d["Restart"] == ["on-failure"]
@@ -83,8 +93,17 @@ def test_the_unit_is_a_notify_template_with_the_documented_mapping() -> None:
     timeout = d["TimeoutStopSec"][0]
     assert timeout.endswith("min") and int(timeout[:-3]) >= 10
     # no directive that gives the service its own mount namespace: the mount would not reach the host
-    for namespaced in ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateMounts",
-                       "ProtectKernelTunables", "ProtectControlGroups", "ReadOnlyPaths", "TemporaryFileSystem"):
+    for namespaced in (
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateDevices",
+        "PrivateMounts",
+        "ProtectKernelTunables",
+        "ProtectControlGroups",
+        "ReadOnlyPaths",
+        "TemporaryFileSystem",
+    ):
         assert namespaced not in d
 
 
@@ -131,12 +150,31 @@ class Daemon:
         self.messages: list[str] = []
         option = ",".join(f"{k}={v}" for k, v in params.items() if k not in ("accesskey", "secretkey"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "S3REGFS_"))}
-        env.update(NOTIFY_SOCKET=self.sock_path, REGISTRY_STORAGE_S3_ACCESSKEY=f"'{params['accesskey']}'",
-                   REGISTRY_STORAGE_S3_SECRETKEY=f"'{params['secretkey']}'")
+        env.update(
+            NOTIFY_SOCKET=self.sock_path,
+            REGISTRY_STORAGE_S3_ACCESSKEY=f"'{params['accesskey']}'",
+            REGISTRY_STORAGE_S3_SECRETKEY=f"'{params['secretkey']}'",
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "s3regfs", "mount", "--systemd", "--log-level", "debug", "-o", option,
-             "-o", f"cache_dir={tmp_path / 'cache'}", str(self.mountpoint)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "s3regfs",
+                "mount",
+                "--systemd",
+                "--log-level",
+                "debug",
+                "-o",
+                option,
+                "-o",
+                f"cache_dir={tmp_path / 'cache'}",
+                str(self.mountpoint),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     def receive_until(self, wanted: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -146,7 +184,7 @@ class Daemon:
             self.sock.settimeout(min(remaining, 0.5))
             try:
                 self.messages.extend(self.sock.recv(65536).decode().splitlines())
-            except socket.timeout:
+            except TimeoutError:
                 continue
 
     def stop(self) -> tuple[int, str]:
@@ -170,8 +208,11 @@ class Daemon:
 
 @pytest.mark.fuse
 def test_daemon_notifies_ready_status_and_stopping_in_order_and_logs_no_secret(
-        tmp_path: Path, s3_driver_params: dict[str, Any]) -> None:
-    factory.create("s3", s3_driver_params).put_content("/docker/registry/v2/blobs/sha256/ab/abcd/data", b"x" * 100)
+    tmp_path: Path, s3_driver_params: dict[str, Any]
+) -> None:
+    factory.create("s3", s3_driver_params).put_content(
+        "/docker/registry/v2/blobs/sha256/ab/abcd/data", b"x" * 100
+    )
     daemon = Daemon(tmp_path, s3_driver_params)
     try:
         daemon.receive_until("READY=1")

@@ -52,19 +52,29 @@ def cdn(s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes]) -> Iterator
 
 
 def s3_options(server: Any, bucket: str) -> str:
-    return f"bucket={bucket},regionendpoint={server.endpoint},region={server.region},forcepathstyle=true," \
-           f"rootdirectory=/{ROOT}"
+    return (
+        f"bucket={bucket},regionendpoint={server.endpoint},region={server.region},forcepathstyle=true,"
+        f"rootdirectory=/{ROOT}"
+    )
 
 
 def credentials(server: Any) -> dict[str, str]:
-    return {"REGISTRY_STORAGE_S3_ACCESSKEY": server.access_key, "REGISTRY_STORAGE_S3_SECRETKEY": server.secret_key}
+    return {
+        "REGISTRY_STORAGE_S3_ACCESSKEY": server.access_key,
+        "REGISTRY_STORAGE_S3_SECRETKEY": server.secret_key,
+    }
 
 
 def run_url(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "S3REGFS_", "AWS_"))}
     return subprocess.run(
-        [sys.executable, "-m", "s3regfs", "url", *args], capture_output=True, text=True, timeout=60,
-        env={**clean, **(env or {})}, cwd=REPO, check=False,
+        [sys.executable, "-m", "s3regfs", "url", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        cwd=REPO,
+        check=False,
     )
 
 
@@ -99,10 +109,20 @@ def assert_expires(url: str, before: float, after: float, lifetime: int) -> None
 def test_o_options_give_a_cloudfront_url_that_downloads_the_file(
     s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes], cdn: CloudFrontServer, blob: bytes
 ) -> None:
-    cloudfront = f"cloudfront.baseurl={cdn.url},cloudfront.privatekey={keypair[0]},cloudfront.keypairid={KEY_ID}"
+    cloudfront = (
+        f"cloudfront.baseurl={cdn.url},cloudfront.privatekey={keypair[0]},cloudfront.keypairid={KEY_ID}"
+    )
     before = time.time()
-    done = run_url(BLOB, "--duration", "5m", "-o", s3_options(s3_server, s3_bucket), "-o", cloudfront,
-                   env=credentials(s3_server))
+    done = run_url(
+        BLOB,
+        "--duration",
+        "5m",
+        "-o",
+        s3_options(s3_server, s3_bucket),
+        "-o",
+        cloudfront,
+        env=credentials(s3_server),
+    )
     after = time.time()
     url = printed_url(done)
 
@@ -116,19 +136,40 @@ def test_o_options_give_a_cloudfront_url_that_downloads_the_file(
 
 
 def test_a_registry_config_file_gives_the_same_url_and_duration_changes_expires(
-    s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes], cdn: CloudFrontServer, blob: bytes,
+    s3_server: Any,
+    s3_bucket: str,
+    keypair: tuple[Path, bytes],
+    cdn: CloudFrontServer,
+    blob: bytes,
     tmp_path: Path,
 ) -> None:
     registry_config = {
         "version": 0.1,
-        "storage": {"s3": {
-            "accesskey": s3_server.access_key, "secretkey": s3_server.secret_key, "region": s3_server.region,
-            "regionendpoint": s3_server.endpoint, "forcepathstyle": True, "bucket": s3_bucket,
-            "rootdirectory": f"/{ROOT}",
-        }, "redirect": {"disable": False}},
-        "middleware": {"storage": [{"name": "cloudfront", "options": {
-            "baseurl": cdn.url, "privatekey": str(keypair[0]), "keypairid": KEY_ID, "duration": "3000s",
-        }}]},
+        "storage": {
+            "s3": {
+                "accesskey": s3_server.access_key,
+                "secretkey": s3_server.secret_key,
+                "region": s3_server.region,
+                "regionendpoint": s3_server.endpoint,
+                "forcepathstyle": True,
+                "bucket": s3_bucket,
+                "rootdirectory": f"/{ROOT}",
+            },
+            "redirect": {"disable": False},
+        },
+        "middleware": {
+            "storage": [
+                {
+                    "name": "cloudfront",
+                    "options": {
+                        "baseurl": cdn.url,
+                        "privatekey": str(keypair[0]),
+                        "keypairid": KEY_ID,
+                        "duration": "3000s",
+                    },
+                }
+            ]
+        },
         "http": {"addr": ":5000"},
     }
     config_file = tmp_path / "config.yml"
@@ -172,9 +213,11 @@ def test_a_bad_key_file_is_one_line_naming_privatekey(problem: str, tmp_path: Pa
     else:
         key_file = generate_keypair(tmp_path)[0]
         key_file.chmod(0o640)
-    options = "bucket=registry,regionendpoint=http://127.0.0.1:9,forcepathstyle=true," \
-              f"cloudfront.baseurl=https://d111111abcdef8.cloudfront.net,cloudfront.privatekey={key_file}," \
-              f"cloudfront.keypairid={KEY_ID}"
+    options = (
+        "bucket=registry,regionendpoint=http://127.0.0.1:9,forcepathstyle=true,"
+        f"cloudfront.baseurl=https://d111111abcdef8.cloudfront.net,cloudfront.privatekey={key_file},"
+        f"cloudfront.keypairid={KEY_ID}"
+    )
     done = run_url(BLOB, "--duration", "5m", "-o", options)
 
     assert done.returncode != 0 and done.stdout == ""

@@ -64,7 +64,7 @@ def _s3(request: pytest.FixtureRequest, root: str = "") -> DriverCase:
     except BaseException:
         server.delete_bucket(bucket)
         raise
-    case = DriverCase("s3-root" if root else "s3", driver, "s3", bucket, root, client, server)
+    case = DriverCase("s3-root" if root else "s3", driver, "s3", bucket, root, client)
     case.cleanups.append(lambda: server.delete_bucket(bucket))
     case.family = "s3" if _lists_in_byte_order(client, bucket) else "s3-tree"
     return case
@@ -93,7 +93,9 @@ def _cloudfront_s3(request: pytest.FixtureRequest) -> DriverCase:
     case.cleanups.append(cdn.close)
     options = {"baseurl": cdn.url, "privatekey": str(key_path), "keypairid": CLOUDFRONT_KEY_ID}
     try:
-        case.driver = importlib.import_module("s3regfs.middleware").wrap(case.driver, [("cloudfront", options)])
+        case.driver = importlib.import_module("s3regfs.middleware").wrap(
+            case.driver, [("cloudfront", options)]
+        )
     except BaseException:
         _close(case)
         raise
@@ -151,8 +153,8 @@ def cloudfront_keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 
 @pytest.fixture(scope="session")
-def _shared_chains() -> Iterator[dict[str, DriverCase]]:
-    """The s3 chains built so far (lazily, on first use), closed at the end of the session."""
+def _shared_chains(s3_server: Any) -> Iterator[dict[str, DriverCase]]:
+    """The s3 chains built so far (lazily, on first use), closed before the server stops."""
     chains: dict[str, DriverCase] = {}
     yield chains
     for case in chains.values():
@@ -169,7 +171,7 @@ def _seeded_names() -> int:
 
 
 @pytest.fixture(params=PARAMS)
-def driver_case(request: pytest.FixtureRequest, _shared_chains: dict[str, DriverCase]) -> Iterator[DriverCase]:
+def driver_case(request: pytest.FixtureRequest) -> Iterator[DriverCase]:
     """The driver chain under test; afterwards nothing may be left in it."""
     name = request.param
     if name in FRESH:
@@ -180,9 +182,10 @@ def driver_case(request: pytest.FixtureRequest, _shared_chains: dict[str, Driver
         finally:
             _close(case)
         return
-    if name not in _shared_chains:
-        _shared_chains[name] = SHARED[name](request)
-    case = _shared_chains[name]
+    chains = request.getfixturevalue("_shared_chains")  # only s3 runs start the server
+    if name not in chains:
+        chains[name] = SHARED[name](request)
+    case = chains[name]
     try:
         yield case
         _assert_clean(case)
@@ -217,7 +220,9 @@ def _assert_clean(case: DriverCase) -> None:
         return
     keys = [o["Key"] for o in case.client.list_objects_v2(Bucket=case.bucket).get("Contents", [])]
     uploads = [u["Key"] for u in case.client.list_multipart_uploads(Bucket=case.bucket).get("Uploads", [])]
-    assert (keys, uploads) == ([], []), f"Storage driver did not clean up properly. Keys: {keys}, uploads: {uploads}"
+    assert (keys, uploads) == ([], []), (
+        f"Storage driver did not clean up properly. Keys: {keys}, uploads: {uploads}"
+    )
     for name in listed:
         assert suitelib.walk_paths(case.driver, name) == [], f"{name} is listed and not empty"
 

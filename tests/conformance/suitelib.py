@@ -32,14 +32,12 @@ class DriverCase:
 
     id: str
     driver: StorageDriver
-    family: str  # "fallback" (walk_fallback order) or "s3" (raw key order)
+    family: str  # walk order: "fallback", "s3" (byte key order) or "s3-tree" (SeaweedFS key order)
     bucket: str | None = None
     root: str = ""  # the s3 rootdirectory
     client: Any = None  # a raw boto3 client for the bucket (s3 chains only)
-    server: Any = None  # the LocalS3Server (s3 chains only)
     redirect_base: str = ""  # where a method-blind redirecting middleware points (cloudfront)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
-
 
 
 def seed(value: int) -> None:
@@ -125,14 +123,6 @@ def write_all(writer: FileWriter, data: bytes, chunk: int = 256 * 1024) -> int:
     for start in range(0, len(data), chunk):
         written += writer.write(view[start : start + chunk])
     return written
-
-
-def stream_put(driver: StorageDriver, path: str, data: bytes) -> None:
-    """Writer → write → commit → close, asserting the byte count."""
-    writer = driver.writer(path, False)
-    assert write_all(writer, data) == len(data)
-    writer.commit()
-    writer.close()
 
 
 def assert_driver_error(exc: BaseException, cls: type[BaseException], driver: StorageDriver) -> None:

@@ -143,6 +143,13 @@ def test_reader_with_offset(driver: StorageDriver) -> None:
 
         last = driver.reader(path, 95)
         assert read_all(last, 4096) == data[95:]
+
+        stream, got = driver.reader(path, 10), b""  # read(n) never returns more than n
+        while chunk := stream.read(7):
+            assert 0 < len(chunk) <= 7
+            got += chunk
+        stream.close()
+        assert got == data[10:]
     finally:
         delete_path(driver, first_part(path))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from s3regfs.driver import InvalidPathError, PathNotFoundError, StorageDriver, StorageDriverError
@@ -124,9 +126,21 @@ def test_move_nonexistent(driver: StorageDriver) -> None:
         with pytest.raises(PathNotFoundError) as exc:
             driver.move(src, dst)
         assert_driver_error(exc.value, PathNotFoundError, driver)
+        assert exc.value.path == src  # (upstream inmemory wrongly names the destination)
         assert driver.get_content(dst) == data
     finally:
         delete_path(driver, first_part(dst))
+
+
+def test_move_onto_itself_keeps_the_content(driver: StorageDriver) -> None:
+    """Move(p, p) is a no-op (upstream s3 fails on the in-place copy; both drivers here agree)."""
+    path, data = random_path(32), random_contents(32)
+    driver.put_content(path, data)
+    try:
+        driver.move(path, path)
+        assert driver.get_content(path) == data
+    finally:
+        delete_path(driver, first_part(path))
 
 
 def test_move_invalid(driver: StorageDriver) -> None:
@@ -195,6 +209,30 @@ def test_delete_only_deletes_subpaths(driver: StorageDriver) -> None:
         assert driver.get_content(paths[3]) == paths[3].encode()
     finally:
         delete_path(driver, first_part(d))
+
+
+def test_delete_of_a_mere_prefix_is_not_found(driver: StorageDriver) -> None:
+    """Delete("/q/a") when only "/q/ab" exists: PathNotFoundError, and "/q/ab" stays (v3 s3 returned nil)."""
+    put_all(driver, ["/q/ab"])
+    try:
+        with pytest.raises(PathNotFoundError) as exc:
+            driver.delete("/q/a")
+        assert_driver_error(exc.value, PathNotFoundError, driver)
+        assert driver.get_content("/q/ab") == b"/q/ab"
+    finally:
+        delete_path(driver, "/q")
+
+
+def test_deleted_directory_is_gone(driver: StorageDriver) -> None:
+    """After Delete("/d") neither /d nor anything that was under it can be stat'ed or listed."""
+    put_all(driver, ["/d/e/f", "/d/e/g/h", "/d/i"])
+    driver.delete("/d")
+    for path in ["/d", "/d/e", "/d/e/g", "/d/i", "/d/e/f"]:
+        for call in (driver.stat, driver.list, driver.list_info):
+            with pytest.raises(PathNotFoundError) as exc:
+                call(path)
+            assert_driver_error(exc.value, PathNotFoundError, driver)
+    assert walk_paths(driver, "/") == []
 
 
 def test_delete_leaves_prefix_siblings(driver: StorageDriver) -> None:
@@ -307,6 +345,8 @@ def test_stat_call(driver: StorageDriver) -> None:
         driver.put_content(file_path, random_contents(4096))
         first = driver.stat(file_path)
         assert (first.path, first.size, first.is_dir) == (file_path, 4096, False)
+        age = datetime.now(timezone.utc) - first.mod_time  # aware, and about now
+        assert abs(age.total_seconds()) < 300, first.mod_time
 
         latest = [first]
 

@@ -99,7 +99,7 @@ def test_dot_names_that_are_not_dot_components(driver: StorageDriver) -> None:
 
 def test_invalid_offset_checked_before_path(driver: StorageDriver) -> None:
     for path in ["", "/", "/a\n", "/..", "/valid"]:
-        for call in (lambda: driver.reader(path, -1), lambda: driver.read_range(path, -1, 10)):
+        for call in (lambda p=path: driver.reader(p, -1), lambda p=path: driver.read_range(p, -1, 10)):
             with pytest.raises(InvalidOffsetError) as exc:
                 call()
             assert_driver_error(exc.value, InvalidOffsetError, driver)

@@ -266,7 +266,7 @@ def test_writer_state_machine(driver: StorageDriver) -> None:
         label = f"{second} after {first}"
         writer, path = _finished(driver, first)
         try:
-            call = (lambda: writer.write(b"more")) if second == "write" else getattr(writer, second)
+            call = (lambda w=writer: w.write(b"more")) if second == "write" else getattr(writer, second)
             if expected is None:
                 call()
             else:

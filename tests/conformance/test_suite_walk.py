@@ -99,7 +99,9 @@ CASES = {
         root="/folder3", hint="/folder3/subfolder1/subfolder1/file1", expected={"both": SUB2}
     ),
     "start after from": WalkCase(root="/folder1", hint="/folder2", expected={"both": []}),
-    "start before from": WalkCase(root="/folder2", hint="/folder1/file1", expected={"both": ["/folder2/file1"]}),
+    "start before from": WalkCase(
+        root="/folder2", hint="/folder1/file1", expected={"both": ["/folder2/file1"]}
+    ),
     "start matches from": WalkCase(root="/folder3", hint="/folder3", expected={"both": FOLDER3}),
     "start doesn't exist": WalkCase(
         root="/folder3", hint="/folder3/notafolder/notafile", expected={"both": FOLDER3}
@@ -129,7 +131,9 @@ CASES = {
         },
     ),
     "from folder": WalkCase(root="/folder1", expected={"both": ["/folder1/file1"]}),
-    "from folder with a prefix sibling": WalkCase(root="/folder1-suffix", expected={"both": ["/folder1-suffix/file1"]}),
+    "from folder with a prefix sibling": WalkCase(
+        root="/folder1-suffix", expected={"both": ["/folder1-suffix/file1"]}
+    ),
     "from nested folder": WalkCase(root="/folder3/subfolder2", expected={"both": SUB2[1:]}),
 }
 

@@ -233,7 +233,9 @@ def test_move_checks_source_first(checked: CheckedDriver, inner: Recorder) -> No
     "error",
     [PathNotFoundError("/p"), InvalidPathError("/p"), InvalidOffsetError("/p", -3), UnsupportedMethodError()],
 )
-def test_driver_errors_are_stamped_not_wrapped(checked: CheckedDriver, inner: Recorder, error: Exception) -> None:
+def test_driver_errors_are_stamped_not_wrapped(
+    checked: CheckedDriver, inner: Recorder, error: Exception
+) -> None:
     inner.fail = error
     with pytest.raises(type(error)) as exc:
         checked.stat("/p")

@@ -44,7 +44,10 @@ def test_texts(error: Exception, text: str) -> None:
 
 
 def test_driver_error_json() -> None:
-    assert json.loads(DriverError(ValueError("boom"), "s3aws").to_json()) == {"driver": "s3aws", "detail": "boom"}
+    assert json.loads(DriverError(ValueError("boom"), "s3aws").to_json()) == {
+        "driver": "s3aws",
+        "detail": "boom",
+    }
 
 
 @pytest.mark.parametrize(
@@ -78,7 +81,14 @@ def test_with_driver_sets_only_an_empty_name() -> None:
 
 def test_hierarchy() -> None:
     """Interface errors share one base; writer and walk signals and factory errors do not."""
-    for cls in (PathNotFoundError, InvalidPathError, InvalidOffsetError, UnsupportedMethodError, DriverError, DriverErrors):
+    for cls in (
+        PathNotFoundError,
+        InvalidPathError,
+        InvalidOffsetError,
+        UnsupportedMethodError,
+        DriverError,
+        DriverErrors,
+    ):
         assert issubclass(cls, StorageDriverError)
     for cls in (WriterStateError, SkipDir, FilledBuffer, InvalidStorageDriverError):
         assert not issubclass(cls, StorageDriverError)
@@ -93,4 +103,6 @@ def test_fields() -> None:
 
 
 def test_invalid_middleware_kind() -> None:
-    assert str(InvalidStorageDriverError("x", kind="StorageMiddleware")) == "StorageMiddleware not registered: x"
+    assert (
+        str(InvalidStorageDriverError("x", kind="StorageMiddleware")) == "StorageMiddleware not registered: x"
+    )

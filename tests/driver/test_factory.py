@@ -24,6 +24,26 @@ def test_builtin_names() -> None:
     assert factory.names() == sorted(factory.names())
 
 
+def test_s3_and_s3aws_are_one_driver() -> None:
+    """Two names for one constructor; the driver calls itself ``s3aws`` either way (error texts)."""
+    factory.names()
+    assert factory._registry["s3"] is factory._registry["s3aws"]
+    params = {
+        "bucket": "b",
+        "region": "us-east-1",
+        "regionendpoint": "http://127.0.0.1:9",
+        "accesskey": "a",
+        "secretkey": "s",
+    }
+    for name in ("s3", "s3aws"):
+        driver = factory.create(name, params)
+        try:
+            assert isinstance(driver, CheckedDriver)
+            assert driver.name == "s3aws"
+        finally:
+            driver.close()
+
+
 def test_create_wraps_in_checked_driver() -> None:
     driver = factory.create("inmemory")
     assert isinstance(driver, CheckedDriver)

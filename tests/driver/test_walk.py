@@ -92,14 +92,22 @@ CASES = {
     "start at a directory": ("/", "/folder2", "", "", ALL[6:]),
     "stop early": ("/", "", "", "/folder1/file1", ["/file1", "/folder1", "/folder1/file1"]),
     # documented difference from upstream: FilledBuffer in a hinted walk stops everything
-    "stop early with a hint": ("/", "/folder1/file1", "", "/folder2", ["/folder1-suffix", "/folder1-suffix/file1", "/folder2"]),
+    "stop early with a hint": (
+        "/",
+        "/folder1/file1",
+        "",
+        "/folder2",
+        ["/folder1-suffix", "/folder1-suffix/file1", "/folder2"],
+    ),
     "stop at top level": ("/", "", "", "/folder2", ALL[:6]),
     "from folder": ("/folder1", "", "", "", ["/folder1/file1"]),
     "from nested folder": ("/folder3/subfolder1", "", "", "", FOLDER3[:3][1:]),
 }
 
 
-def _walk(driver: StorageDriver, root: str, hint: str, skip_at: str = "", stop_at: str = "") -> list[FileInfo]:
+def _walk(
+    driver: StorageDriver, root: str, hint: str, skip_at: str = "", stop_at: str = ""
+) -> list[FileInfo]:
     seen: list[FileInfo] = []
 
     def fn(info: FileInfo) -> None:

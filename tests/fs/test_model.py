@@ -95,8 +95,12 @@ class Kernel:
     def rename(self, old: str, new: str) -> None:
         self.walk(old)
         self.walk(new)
+        if self.lookup(old) is None:
+            raise FsError(errno.ENOENT, old)
         if new.startswith(old + "/"):
             raise FsError(errno.EINVAL, new)
+        if old.startswith(new + "/"):  # the target is an ancestor of the source
+            raise FsError(errno.ENOTEMPTY, new)
         self.fs.rename(old, new)
 
 
@@ -293,3 +297,45 @@ Model.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestModel = Model.TestCase
+
+
+class WithOtherWriter(Model):
+    """The same, plus another writer putting keys straight into the bucket (no metadata cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fs.shutdown()
+        options = FsOptions(
+            cache_dir=os.path.join(self.tmp, "cache2"),
+            stream_threshold=256,
+            read_part_size=128,
+            readahead_min=64,
+            readahead_max=512,
+            unlink_download_max=300,
+            metadata_ttl=0.0,
+            negative_ttl=0.0,
+        )
+        self.fs = RegistryFilesystem(CheckedDriver(self.store), options)
+        self.k = Kernel(self.fs)
+
+    @rule(path=st.sampled_from(PATHS), data=DATA)
+    def other_writer_puts(self, path: str, data: bytes) -> None:
+        local = self.lp(path)
+        parent = os.path.dirname(local)
+        if os.path.isdir(local) or (os.path.exists(parent) and not os.path.isdir(parent)):
+            return  # a key the local tree cannot mirror (a file/directory clash)
+        if path in self.fs._nodes or path in self.fs._hidden:
+            return  # two writers of one name at once: last commit wins (docs/SEMANTICS.md), no model
+        os.makedirs(parent, exist_ok=True)
+        with open(local, "wb") as f:
+            f.write(data)
+        self.store.put_content(path, data)
+
+
+WithOtherWriter.TestCase.settings = settings(
+    max_examples=int(os.environ.get("S3REGFS_MODEL_EXAMPLES", "40")),
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestWithOtherWriter = WithOtherWriter.TestCase

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import stat
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -179,9 +180,12 @@ def test_unlink_checks_for_a_same_named_directory_when_not_listed(m: Mount) -> N
     assert not stat.S_ISDIR(m.fs.getattr("/y").mode)
     # ... but a destructive operation checks first and refuses
     assert _errno(lambda: m.fs.unlink("/y")) == errno.EISDIR
-    assert _errno(lambda: m.fs.rename("/y", "/z")) == errno.EISDIR
     assert m.store.get_content("/y/child") == b"child"
     assert m.store.get_content("/y") == b"file"
+    # rename uses the driver's move, which touches the one key: the directory stays
+    m.fs.rename("/y", "/z")
+    assert m.store.get_content("/z") == b"file"
+    assert m.store.get_content("/y/child") == b"child"
 
 
 def test_readdir_lists_100000_entries(make_fs) -> None:  # type: ignore[no-untyped-def]
@@ -356,3 +360,33 @@ def test_statfs_values(m: Mount) -> None:
     m.driver.reset()
     m.fs.statfs()
     assert m.driver.count() == 0
+
+
+def test_create_and_mkdir_modes_are_not_kept(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(file_mode=0o644, dir_mode=0o755)
+    fh = m.fs.create("/f", os.O_WRONLY | os.O_CREAT, 0o600)
+    m.fs.release(fh)
+    m.fs.mkdir("/d", 0o700)
+    assert stat.S_IMODE(m.fs.getattr("/f").mode) == 0o644
+    assert stat.S_IMODE(m.fs.getattr("/d").mode) == 0o755
+
+
+def test_mtime_after_an_own_upload_then_the_servers(m: Mount) -> None:
+    before = time.time()
+    m.write_file("/f", b"x")
+    assert before <= m.fs.getattr("/f").mtime <= time.time()
+    m.clock.advance(m.fs.options.metadata_ttl + 1)
+    assert m.fs.getattr("/f").mtime == m.store.stat("/f").mod_time.timestamp()
+
+
+def test_mkdir_is_not_seen_by_another_mount(make_fs) -> None:  # type: ignore[no-untyped-def]
+    first = make_fs()
+    first.fs.mkdir("/only-here", 0o755)
+    second = make_fs(store=first.store)
+    assert second.names("/") == []
+    assert first.names("/") == ["only-here"]
+
+
+def test_the_root_cannot_be_removed_or_renamed(m: Mount) -> None:
+    assert _errno(lambda: m.fs.rmdir("/")) == errno.EBUSY
+    assert _errno(lambda: m.fs.rename("/", "/x")) == errno.EBUSY

@@ -479,7 +479,7 @@ def test_reusing_the_name_of_an_unlinked_open_file(make_fs) -> None:  # type: ig
 
 def test_an_unlinked_file_being_written_is_never_uploaded(make_fs) -> None:  # type: ignore[no-untyped-def]
     m = make_fs(**_streaming())
-    fh = m.fs.create("/scratch", NEW, 0o644)
+    fh = m.fs.create("/scratch", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     m.fs.write(fh, 0, b"s" * 400 * KiB)  # streaming
     m.fs.unlink("/scratch")
     m.fs.write(fh, 400 * KiB, b"more")
@@ -531,3 +531,24 @@ def test_unusable_cache_dir_is_one_clear_error(tmp_path) -> None:  # type: ignor
     with pytest.raises(UserError) as info:
         RegistryFilesystem(InMemoryDriver(), FsOptions(cache_dir=str(blocker)))
     assert "cache_dir" in str(info.value) and str(blocker) in str(info.value)
+
+
+def test_deferred_delete_spares_an_object_another_writer_put_meanwhile(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(unlink_download_max=1 * KiB)
+    m.put("/big", b"o" * 4096)
+    fh = m.fs.open("/big", os.O_RDONLY)
+    m.fs.unlink("/big")
+    m.put("/big", b"a new object from another mount")
+    m.fs.release(fh)
+    assert m.store.get_content("/big") == b"a new object from another mount"
+
+
+def test_a_failed_overwrite_leaves_the_old_object(m: Mount) -> None:
+    m.put("/f", b"old")
+    m.faulty.fail("put_content", path="/f")
+    fh = m.fs.open("/f", W | os.O_TRUNC)
+    m.fs.write(fh, 0, b"new")
+    assert _errno(lambda: m.fs.flush(fh)) == errno.EIO
+    assert m.store.get_content("/f") == b"old"
+    m.fs.release(fh)
+    assert m.store.get_content("/f") == b"new"

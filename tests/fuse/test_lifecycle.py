@@ -20,6 +20,7 @@ from s3regfs import exitcodes
 from s3regfs.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
+from tests.support.s3proxy import WRITE_OPS, Rule
 
 MiB = 1024 * 1024
 
@@ -58,7 +59,7 @@ def test_a_stale_mount_point_is_detached_and_reused(mount_factory: Callable[...,
     dead.proc.kill()
     dead.wait_exit()
     with pytest.raises(OSError) as exc:
-        os.stat(dead.path)
+        os.listdir(dead.path)
     assert exc.value.errno == errno.ENOTCONN  # "Transport endpoint is not connected"
     again = mount_factory(name="stale")
     (again.path / "f").write_bytes(b"works")
@@ -238,16 +239,16 @@ def test_sigterm_while_a_file_is_open_for_writing(
 
 
 def test_exit_status_says_data_was_lost(
-    mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str, s3_driver_params: dict[str, Any]
+    mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str
 ) -> None:
-    options, env = mounts.s3_options(s3_driver_params)
-    mount = mount_factory("s3", options=options, env=env, expect_clean=False)
-    fd = os.open(mount.path / "pending", os.O_CREAT | os.O_WRONLY, 0o644)
-    os.write(fd, os.urandom(MiB))
-    s3_server.client().delete_bucket(Bucket=s3_bucket)
-    mount.signal(signal.SIGTERM)
-    _wait_detached(mount)
-    with pytest.raises(OSError):
-        os.close(fd)
-    assert mount.wait_exit(120) == exitcodes.DATA_LOSS
-    assert "could not be uploaded" in mount.log()
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+        fd = os.open(mount.path / "pending", os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, os.urandom(MiB))
+        proxy.add_rule(Rule(mounts.DENIED, op=WRITE_OPS))  # the storage now refuses every write
+        mount.signal(signal.SIGTERM)
+        _wait_detached(mount)
+        with pytest.raises(OSError):
+            os.close(fd)
+        assert mount.wait_exit(120) == exitcodes.DATA_LOSS
+    assert "could not be uploaded" in mount.log() and "pending" in mount.log()
+    assert "Contents" not in s3_server.client().list_objects_v2(Bucket=s3_bucket)

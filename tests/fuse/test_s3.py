@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
+from s3regfs import exitcodes
 from s3regfs.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount, run_tool
-from tests.support.s3proxy import WRITE_OPS, ErrorReply, Rule, S3Proxy
+from tests.support.s3proxy import WRITE_OPS, Rule, S3Proxy
 
 MiB = 1024 * 1024
 
@@ -70,7 +70,7 @@ def test_ls_l_and_find_cost_list_requests_only(
     client = s3_server.client()
     for d in range(4):
         for f in range(15):
-            client.put_object(Bucket=s3_bucket, Key=f"tree/d{d}/f{f}", Body=b"z" * (d * 100 + f))
+            client.put_object(Bucket=s3_bucket, Key=f"tree/d{d}/f{f}", Body=b"z" * (d * 100 + f + 1))
     with S3Proxy(s3_server.endpoint) as proxy:
         options, env = mounts.s3_options(s3_server.driver_parameters(s3_bucket, regionendpoint=proxy.endpoint))
         mount = mount_factory("s3", options=options, env=env)
@@ -79,7 +79,7 @@ def test_ls_l_and_find_cost_list_requests_only(
         found = run_tool(["find", str(mount.path / "tree"), "-type", "f", "-size", "-2k", "-printf", "%s\n"]).stdout
         counts = proxy.counts()
         assert mount.unmount() == 0
-    assert sum(int(x) for x in found.split()) == sum(d * 100 + f for d in range(4) for f in range(15))
+    assert sum(int(x) for x in found.split()) == sum(d * 100 + f + 1 for d in range(4) for f in range(15))
     assert listing.count("-rw-r--r--") == 60
     assert counts.get("HeadObject", 0) <= 1, counts  # the lookup of "tree" itself, not one per file
     assert counts.get("GetObject", 0) == 0 and counts.get("GetObjectRange", 0) == 0, counts
@@ -146,38 +146,21 @@ def test_read_only_mount_refuses_every_write_with_erofs(
     assert client.get_object(Bucket=s3_bucket, Key="dir/file")["Body"].read() == b"content"
 
 
-DENIED = ErrorReply(403, "AccessDenied", "Access Denied")
-
-
-@contextlib.contextmanager
-def _denying_mount(
-    mount_factory: Callable[..., Mount], server: LocalS3Server, bucket: str, **extra: Any
-) -> Iterator[tuple[Mount, S3Proxy]]:
-    """A mount whose S3 requests pass through a proxy (so a test can make the storage refuse writes)."""
-    with S3Proxy(server.endpoint) as proxy:
-        options, env = mounts.s3_options(server.driver_parameters(bucket, regionendpoint=proxy.endpoint))
-        mount = mount_factory("s3", options={**options, **extra}, env=env, expect_clean=False)
-        try:
-            yield mount, proxy
-        finally:
-            mount.stop()
-
-
 def test_close_returns_eio_when_the_upload_fails(
     mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str
 ) -> None:
-    with _denying_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
         (mount.path / "saved").write_bytes(b"before")
         fd = os.open(mount.path / "doomed", os.O_CREAT | os.O_WRONLY, 0o644)
         os.write(fd, os.urandom(MiB))
-        rule = proxy.add_rule(Rule(DENIED, op=WRITE_OPS))  # the storage refuses every write from now on
+        rule = proxy.add_rule(Rule(mounts.DENIED, op=WRITE_OPS))  # the storage refuses every write from now on
         with pytest.raises(OSError) as exc:
             os.close(fd)
         assert exc.value.errno in (errno.EIO, errno.EACCES)
         assert rule.fired >= 1
         assert mount.proc.poll() is None  # still serving
         assert (mount.path / "saved").read_bytes() == b"before"
-        assert mount.unmount() == 0  # the failure was reported to the application: nothing pending was lost
+        assert mount.unmount() == exitcodes.DATA_LOSS  # reported to the application, and in the exit status
         assert "doomed" in mount.log()
     assert [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]] == ["saved"]
 
@@ -185,13 +168,13 @@ def test_close_returns_eio_when_the_upload_fails(
 def test_close_returns_eio_when_a_streamed_upload_fails(
     mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str
 ) -> None:
-    with _denying_mount(mount_factory, s3_server, s3_bucket, stream_threshold="5MiB") as (mount, proxy):
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket, stream_threshold="5MiB") as (mount, proxy):
         f = open(mount.path / "streamed", "wb", buffering=0)
         write_error = None
         try:
             for _ in range(12):
                 f.write(os.urandom(MiB))
-            proxy.add_rule(Rule(DENIED, op=WRITE_OPS))
+            proxy.add_rule(Rule(mounts.DENIED, op=WRITE_OPS))
             for _ in range(12):
                 f.write(os.urandom(MiB))
         except OSError as exc:  # a part upload already failed: a later write may say so

@@ -10,8 +10,7 @@ fault really was injected (``rule.fired``).
 
 from __future__ import annotations
 
-import hashlib
-import os
+import dataclasses
 import random
 import time
 from typing import Any, Callable
@@ -20,6 +19,8 @@ import pytest
 
 from s3regfs.driver import StorageDriver, StorageDriverError
 from s3regfs.driver.retry import RetryPolicy
+from tests.reliability.conftest import FAST
+from tests.reliability.helpers import MiB, BucketView, blob, sha
 from tests.support.s3proxy import (
     GET_OPS,
     INTERNAL_ERROR,
@@ -32,28 +33,6 @@ from tests.support.s3proxy import (
 )
 
 pytestmark = pytest.mark.s3
-
-MiB = 1024 * 1024
-
-
-def blob(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def put_direct(direct: Any, bucket: str, key: str, data: bytes) -> None:
-    direct.put_object(Bucket=bucket, Key=key, Body=data)
-
-
-def get_direct(direct: Any, bucket: str, key: str) -> bytes | None:
-    try:
-        return direct.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except direct.exceptions.NoSuchKey:
-        return None
-
 
 def read_all(driver: StorageDriver, path: str, offset: int = 0, step: int = 256 * 1024) -> bytes:
     stream = driver.reader(path, offset)
@@ -77,21 +56,21 @@ def limit(policy: RetryPolicy) -> float:
 
 
 @pytest.mark.parametrize("fault", [INTERNAL_ERROR, SLOWDOWN], ids=["500", "503-slowdown"])
-def test_transient_error_on_put_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any,
-                                           s3_bucket: str, fault: Any) -> None:
+def test_transient_error_on_put_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView,
+                                           fault: Any) -> None:
     data = blob(200_000, 1)
     rule = s3_proxy.fault(fault, op="PutObject", times=2)
     faulty_driver.put_content("/a/put", data)
     assert rule.fired == 2
     assert s3_proxy.counts()["PutObject"] == 3
-    assert sha(get_direct(direct, s3_bucket, "a/put") or b"") == sha(data)
+    assert sha(store.get("a/put") or b"") == sha(data)
 
 
 @pytest.mark.parametrize("fault", [INTERNAL_ERROR, SLOWDOWN], ids=["500", "503-slowdown"])
-def test_transient_error_on_get_and_head_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any,
-                                                    s3_bucket: str, fault: Any) -> None:
+def test_transient_error_on_get_and_head_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView,
+                                                    fault: Any) -> None:
     data = blob(300_000, 2)
-    put_direct(direct, s3_bucket, "a/get", data)
+    store.put("a/get", data)
     gets = s3_proxy.fault(fault, op=GET_OPS, times=2)
     heads = s3_proxy.fault(fault, op="HeadObject", times=1)
     assert sha(faulty_driver.get_content("/a/get")) == sha(data)
@@ -101,10 +80,10 @@ def test_transient_error_on_get_and_head_is_retried(faulty_driver: StorageDriver
 
 @pytest.mark.parametrize("fault", [ResetMidBody(after_bytes=MiB + 123), TruncateBody(after_bytes=MiB + 123)],
                          ids=["reset", "truncated"])
-def test_broken_stream_is_resumed(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any, s3_bucket: str,
+def test_broken_stream_is_resumed(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView,
                                   fault: Any) -> None:
     data = blob(3 * MiB, 3)
-    put_direct(direct, s3_bucket, "a/stream", data)
+    store.put("a/stream", data)
     rule = s3_proxy.fault(fault, op=GET_OPS, nth=1)
     assert sha(read_all(faulty_driver, "/a/stream")) == sha(data)
     assert rule.fired == 1
@@ -113,19 +92,19 @@ def test_broken_stream_is_resumed(faulty_driver: StorageDriver, s3_proxy: S3Prox
 
 
 def test_reset_and_truncation_of_ranged_reads_are_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy,
-                                                          direct: Any, s3_bucket: str) -> None:
+                                                          store: BucketView) -> None:
     data = blob(2 * MiB, 4)
-    put_direct(direct, s3_bucket, "a/range", data)
+    store.put("a/range", data)
     reset = s3_proxy.fault(ResetMidBody(after_bytes=1000), op=GET_OPS, nth=1)
     truncated = s3_proxy.fault(TruncateBody(after_bytes=5000), op=GET_OPS, nth=2)
     assert faulty_driver.read_range("/a/range", 100_000, 700_000) == data[100_000:800_000]
     assert (reset.fired, truncated.fired) == (1, 1)
 
 
-def test_one_stall_past_the_read_timeout_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any,
-                                                    s3_bucket: str, fast_policy: RetryPolicy) -> None:
+def test_one_stall_past_the_read_timeout_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView,
+                                                    fast_policy: RetryPolicy) -> None:
     data = blob(500_000, 5)
-    put_direct(direct, s3_bucket, "a/stall", data)
+    store.put("a/stall", data)
     head_stall = s3_proxy.fault(Stall(seconds=30), op="HeadObject", nth=1)
     body_stall = s3_proxy.fault(Stall(seconds=30, after_bytes=10_000), op=GET_OPS, nth=1)
     start = time.monotonic()
@@ -136,19 +115,19 @@ def test_one_stall_past_the_read_timeout_is_retried(faulty_driver: StorageDriver
     assert 2 * fast_policy.read_timeout * 0.9 <= elapsed < limit(fast_policy)
 
 
-def test_server_gone_and_back_within_the_deadline(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any,
-                                                  s3_bucket: str, fast_policy: RetryPolicy) -> None:
+def test_server_gone_and_back_within_the_deadline(faulty_driver: StorageDriver, s3_proxy: S3Proxy,
+                                                  store: BucketView, fast_policy: RetryPolicy) -> None:
     data = blob(100_000, 6)
     faulty_driver.put_content("/a/before", data)  # a pooled keep-alive connection now exists
-    s3_proxy.down_for(0.4)
+    s3_proxy.down_for(2.0)  # longer than max_attempts back-offs: only the deadline keeps it retrying
     start = time.monotonic()
     faulty_driver.put_content("/a/after", data)
     assert sha(faulty_driver.get_content("/a/before")) == sha(data)
     assert time.monotonic() - start < limit(fast_policy)
-    assert sha(get_direct(direct, s3_bucket, "a/after") or b"") == sha(data)
+    assert sha(store.get("a/after") or b"") == sha(data)
 
 
-def test_multipart_write_survives_part_and_complete_faults(s3_proxy: S3Proxy, direct: Any, s3_bucket: str,
+def test_multipart_write_survives_part_and_complete_faults(s3_proxy: S3Proxy, store: BucketView,
                                                            proxied_params: dict[str, Any],
                                                            fast_policy: RetryPolicy) -> None:
     from s3regfs.driver import CheckedDriver
@@ -170,12 +149,12 @@ def test_multipart_write_survives_part_and_complete_faults(s3_proxy: S3Proxy, di
     finally:
         driver.close()
     assert [r.fired for r in rules] == [1, 1, 1, 1]
-    assert sha(get_direct(direct, s3_bucket, "a/multi") or b"") == sha(data)
-    assert direct.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert sha(store.get("a/multi") or b"") == sha(data)
+    assert store.uploads() == []
 
 
 def test_lost_complete_answer_does_not_report_a_failure_for_saved_data(
-    faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any, s3_bucket: str
+    faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView
 ) -> None:
     """CompleteMultipartUpload done by S3 but its answer lost: the retry gets NoSuchUpload."""
     data = blob(300_000, 8)
@@ -185,13 +164,12 @@ def test_lost_complete_answer_does_not_report_a_failure_for_saved_data(
     writer.commit()
     writer.close()
     assert rule.fired == 1
-    assert sha(get_direct(direct, s3_bucket, "a/lost-answer") or b"") == sha(data)
+    assert sha(store.get("a/lost-answer") or b"") == sha(data)
 
 
-def test_random_faults_never_return_wrong_bytes(faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any,
-                                                s3_bucket: str) -> None:
+def test_random_faults_never_return_wrong_bytes(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView) -> None:
     data = blob(4 * MiB, 9)
-    put_direct(direct, s3_bucket, "a/random", data)
+    store.put("a/random", data)
     rules = [
         s3_proxy.fault(ResetMidBody(after_bytes=3000), op=GET_OPS, probability=0.15, seed=1),
         s3_proxy.fault(TruncateBody(after_bytes=7000), op=GET_OPS, probability=0.15, seed=2),
@@ -215,36 +193,36 @@ def test_random_faults_never_return_wrong_bytes(faulty_driver: StorageDriver, s3
 # -- persistent faults: an exception within the deadline, never wrong bytes -----------------
 
 
-def _put(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
+def _put(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
     return lambda: driver.put_content("/p/x", b"payload")
 
 
-def _get(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
-    put_direct(direct, bucket, "p/x", blob(2 * MiB, 11))
+def _get(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
+    store.put("p/x", blob(2 * MiB, 11))
     return lambda: driver.get_content("/p/x")
 
 
-def _stream(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
-    put_direct(direct, bucket, "p/x", blob(2 * MiB, 12))
+def _stream(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
+    store.put("p/x", blob(2 * MiB, 12))
     return lambda: read_all(driver, "/p/x")
 
 
-def _range(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
-    put_direct(direct, bucket, "p/x", blob(2 * MiB, 13))
+def _range(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
+    store.put("p/x", blob(2 * MiB, 13))
     return lambda: driver.read_range("/p/x", 10, MiB)
 
 
-def _stat(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
-    put_direct(direct, bucket, "p/x", b"x")
+def _stat(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
+    store.put("p/x", b"x")
     return lambda: driver.stat("/p/x")
 
 
-def _list(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
-    put_direct(direct, bucket, "p/x", b"x")
+def _list(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
+    store.put("p/x", b"x")
     return lambda: driver.list("/p")
 
 
-def _write(driver: StorageDriver, direct: Any, bucket: str) -> Callable[[], object]:
+def _write(driver: StorageDriver, store: BucketView) -> Callable[[], object]:
     def run() -> None:
         writer = driver.writer("/p/x")
         writer.write(blob(100_000, 14))
@@ -270,51 +248,61 @@ PERSISTENT = [
 
 @pytest.mark.parametrize("name,fault,op,make", PERSISTENT, ids=[p[0] for p in PERSISTENT])
 def test_persistent_fault_ends_in_an_error_within_the_deadline(
-    faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any, s3_bucket: str, fast_policy: RetryPolicy,
+    faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView, fast_policy: RetryPolicy,
     name: str, fault: Any, op: Any, make: Callable[..., Callable[[], object]],
 ) -> None:
-    call = make(faulty_driver, direct, s3_bucket)
+    call = make(faulty_driver, store)
     rule = s3_proxy.fault(fault, op=op)
     start = time.monotonic()
-    with pytest.raises(StorageDriverError):
+    with pytest.raises(Exception):  # driver calls: StorageDriverError; streams and writers: raw, as upstream
         call()
     elapsed = time.monotonic() - start
     assert rule.fired >= 1
     assert elapsed < limit(fast_policy), f"{name}: failed only after {elapsed:.1f}s"
     if op in ("PutObject", "UploadPart", "CompleteMultipartUpload"):
-        assert get_direct(direct, s3_bucket, "p/x") is None  # nothing half written
+        assert store.get("p/x") is None  # nothing half written
 
 
 def test_server_gone_for_good_ends_in_an_error_within_the_deadline(
-    faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any, s3_bucket: str, fast_policy: RetryPolicy
+    s3_proxy: S3Proxy, store: BucketView, proxied_params: dict[str, Any]
 ) -> None:
-    put_direct(direct, s3_bucket, "p/x", b"x")
-    assert faulty_driver.stat("/p/x").size == 1
-    s3_proxy.down()
-    for call in (lambda: faulty_driver.stat("/p/x"), lambda: faulty_driver.get_content("/p/x"),
-                 lambda: faulty_driver.put_content("/p/y", b"y")):
-        start = time.monotonic()
-        with pytest.raises(StorageDriverError):
-            call()
-        assert time.monotonic() - start < limit(fast_policy)
-    s3_proxy.up()
-    assert faulty_driver.get_content("/p/x") == b"x"  # and it recovers when the server is back
+    from s3regfs.driver import CheckedDriver
+    from s3regfs.driver.s3 import S3Driver, from_parameters
+
+    policy = dataclasses.replace(FAST, deadline=2.0)
+    driver = CheckedDriver(S3Driver(from_parameters(proxied_params), retry=policy))
+    try:
+        store.put("p/x", b"x")
+        assert driver.stat("/p/x").size == 1
+        s3_proxy.down()
+        for call in (lambda: driver.stat("/p/x"), lambda: driver.get_content("/p/x"),
+                     lambda: driver.put_content("/p/y", b"y")):
+            start = time.monotonic()
+            with pytest.raises(StorageDriverError) as info:
+                call()
+            elapsed = time.monotonic() - start
+            assert policy.deadline * 0.8 < elapsed < limit(policy)  # retried until the deadline, not longer
+            assert "Could not connect" in str(info.value)
+        s3_proxy.up()
+        assert driver.get_content("/p/x") == b"x"  # and it recovers when the server is back
+    finally:
+        driver.close()
 
 
 def test_persistent_part_failure_leaves_no_object_and_cancel_cleans_up(
-    faulty_driver: StorageDriver, s3_proxy: S3Proxy, direct: Any, s3_bucket: str
+    faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView
 ) -> None:
     s3_proxy.fault(INTERNAL_ERROR, op="UploadPart")
     writer = faulty_driver.writer("/p/big")
     writer.write(blob(50_000, 15))
     with pytest.raises(Exception):
         writer.commit()
-    assert get_direct(direct, s3_bucket, "p/big") is None
+    assert store.get("p/big") is None
     s3_proxy.clear_rules()
-    uploads = direct.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    uploads = store.uploads()
     if uploads:  # the writer keeps the upload for a retry by its owner: cancel must remove it
         writer.cancel()
-    assert direct.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert store.uploads() == []
 
 
 def test_proxy_passes_signatures_through(faulty_driver: StorageDriver, s3_proxy: S3Proxy) -> None:
@@ -328,11 +316,11 @@ def test_proxy_passes_signatures_through(faulty_driver: StorageDriver, s3_proxy:
     assert all(r.status is not None and r.status < 400 for r in s3_proxy.requests())
 
 
-def test_proxy_with_wrong_secret_is_refused(s3_server: Any, s3_bucket: str, s3_proxy: S3Proxy) -> None:
+def test_proxy_with_wrong_secret_is_refused(s3_server: Any, proxied_params: dict[str, Any]) -> None:
     """SeaweedFS checks signatures through the proxy: a wrong secret is refused (so the proxy changes nothing)."""
     from s3regfs.driver import factory
 
-    params = s3_server.driver_parameters(s3_bucket, regionendpoint=s3_proxy.endpoint, secretkey="wrong" + "x" * 35)
+    params = dict(proxied_params, secretkey="wrong" + "x" * 35)
     driver = factory.create("s3", params)
     try:
         with pytest.raises(StorageDriverError) as info:

@@ -16,15 +16,16 @@ import contextlib
 import errno
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from s3regfs import mountpoint as mountpoints
+from s3regfs.localserver import LocalS3Server
+from tests.support.s3proxy import ErrorReply, S3Proxy
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OptionValue = str | int | bool | None
@@ -206,9 +207,26 @@ def s3_options(params: Mapping[str, object]) -> tuple[dict[str, OptionValue], di
     return options, env
 
 
-def send(mount: Mount, sig: signal.Signals) -> None:
-    """Signal the daemon (a convenience for readability in tests)."""
-    mount.signal(int(sig))
+DENIED = ErrorReply(403, "AccessDenied", "Access Denied")
+"""The answer of a storage that refuses a request (not retried by the driver)."""
+
+
+@contextlib.contextmanager
+def proxied_s3_mount(
+    start_mount: Callable[..., Mount], server: LocalS3Server, bucket: str, **options: OptionValue
+) -> Iterator[tuple[Mount, S3Proxy]]:
+    """An ``s3`` mount whose requests pass through an :class:`S3Proxy` (to count them or inject faults).
+
+    The mount is stopped before the proxy, and its exit status is left for the test to check.
+    """
+    with S3Proxy(server.endpoint) as proxy:
+        params, env = s3_options(server.driver_parameters(bucket, regionendpoint=proxy.endpoint))
+        mount = start_mount("s3", options={**params, **options}, env=env, expect_clean=False)
+        try:
+            yield mount, proxy
+        finally:
+            if mount.proc.poll() is None:
+                mount.stop()
 
 
 # -- helpers for what a user does on a mount -------------------------------------------------
