@@ -312,38 +312,56 @@ def _mount_argv(argv: Sequence[str]) -> list[str]:
 
 def _background(argv: Sequence[str], cfg: config.Config) -> int:
     """Start the foreground mount as a detached child; return once it is READY (or failed)."""
-    with systemd.NotifyListener() as listener, open(os.devnull, "rb") as devnull:
-        import tempfile
+    import tempfile
 
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(
-                _mount_argv(argv),
-                stdin=devnull,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                env=listener.child_environ(),
-                start_new_session=True,
-                close_fds=True,
-            )
-            deadline = time.monotonic() + cfg.mount.mount_timeout
-            while time.monotonic() < deadline:
-                if "READY=1" in listener.receive(0.2):
-                    return exitcodes.OK
-                code = proc.poll()
-                if code is not None:
-                    errors.seek(0)
-                    sys.stderr.write(logs.redact(errors.read().decode("utf-8", "replace")))
-                    return code or exitcodes.FAILURE
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with systemd.NotifyListener() as listener, tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            _mount_argv(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=listener.child_environ(),
+            start_new_session=True,
+            close_fds=True,
+        )
+        try:
+            code = _await_ready(proc, listener, cfg.mount.mount_timeout)
+        except BaseException:  # Ctrl-C or the timeout: the child must not mount after we gave up
+            _terminate(proc)
+            raise
+        if code is not None:
+            errors.seek(0)
+            sys.stderr.write(logs.redact(errors.read().decode("utf-8", "replace")))
+            return code or exitcodes.FAILURE
+        return exitcodes.OK
+
+
+def _await_ready(
+    proc: subprocess.Popen[bytes], listener: systemd.NotifyListener, timeout: float
+) -> int | None:
+    """None once the child sent READY=1; its exit code if it exited first; UserError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "READY=1" in listener.receive(0.2):
+            return None
+        code = proc.poll()
+        if code is not None:
+            return code
     raise UserError(
-        f"the mount did not answer within {cfg.mount.mount_timeout:g}s; check that the S3 endpoint is reachable "
+        f"the mount did not answer within {timeout:g}s; check that the S3 endpoint is reachable "
         "(s3regfs check) or raise -o mount_timeout",
         exitcodes.MOUNT,
     )
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _daemon_notify(message: str) -> None:

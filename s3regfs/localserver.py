@@ -189,6 +189,7 @@ class LocalS3Server:
             f"-s3.config={config}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",  # a missing bucket must be an error, as on S3
             "-master.telemetry=false",
             "-volume.max=0",
             "-volume.preStopSeconds=0",

@@ -149,6 +149,7 @@ def setup_logging(
         _installed.append(handler)
         root.addHandler(handler)
     root.setLevel(levelno)
+    logging.captureWarnings(True)  # Python warnings become log records (prefixed, redacted) too
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.INFO if levelno <= logging.DEBUG else logging.WARNING)
 

@@ -204,7 +204,7 @@ class _Mount:
         if entry is None or entry.fstype != mountpoint.FSTYPE:
             return False
         try:
-            os.stat(self.path)
+            os.statvfs(self.path)  # always reaches the daemon (a stat may come from the kernel's cache)
         except OSError as exc:
             if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
                 return False

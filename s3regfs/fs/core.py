@@ -29,9 +29,10 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from s3regfs.driver.base import FileInfo, StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
@@ -81,7 +82,9 @@ class RegistryFilesystem:
         self.driver = driver
         self.options = options
         self.mount_time = time.time()
-        self._cache = MetaCache(options.metadata_ttl, options.negative_ttl, options.metadata_cache_entries, clock)
+        self._cache = MetaCache(
+            options.metadata_ttl, options.negative_ttl, options.metadata_cache_entries, clock
+        )
         self._lister = Lister(driver, self._cache, options.metadata_ttl, options.listing_walk_ahead)
         self._pool = ThreadPoolExecutor(max(1, options.read_parallelism), thread_name_prefix="s3regfs-io")
         self._budget = ByteBudget(options.readahead_budget)
@@ -119,7 +122,9 @@ class RegistryFilesystem:
         directory = os.path.join(opts.cache_dir, "data")
         return _usable(
             opts.cache_dir,
-            lambda: DataCache(directory, opts.data_cache_size, opts.data_cache_block, opts.immutable_prefixes),
+            lambda: DataCache(
+                directory, opts.data_cache_size, opts.data_cache_block, opts.immutable_prefixes
+            ),
         )
 
     # == attributes ==================================================================================
@@ -154,10 +159,10 @@ class RegistryFilesystem:
         override = self._overrides.get(path)
         if override is None:
             return attr
-        if override.base is not None and not live and not meta.local and not meta.is_dir:
-            if override.base != (meta.size, meta.mtime):
-                self._overrides.pop(path)  # the object was replaced: its own attributes are back
-                return attr
+        exact = not live and not meta.local and not meta.is_dir
+        if exact and override.base is not None and override.base != (meta.size, meta.mtime):
+            self._overrides.pop(path)  # the object was replaced: its own attributes are back
+            return attr
         mode = attr.mode if override.mode is None else stat.S_IFMT(attr.mode) | (override.mode & 0o7777)
         return Attr(
             mode,
@@ -244,7 +249,8 @@ class RegistryFilesystem:
                 if paths.parent(hidden) == dpath and paths.basename(hidden) not in live:
                     entries.pop(paths.basename(hidden), None)
         return [
-            (name, self._attr(paths.join(dpath, name), entries[name], name in live)) for name in sorted(entries)
+            (name, self._attr(paths.join(dpath, name), entries[name], name in live))
+            for name in sorted(entries)
         ]
 
     def _local_children(self, directory: str) -> list[str]:
@@ -666,7 +672,7 @@ class RegistryFilesystem:
         if snode is not None:
             with snode.lock:
                 snode.commit()
-                size, mtime = snode.size, snode.mtime
+                size = snode.size
         if dnode is not None and dnode is not snode:
             self._displace(dnode, dst)
         self._unhide(dst, delete=False)
@@ -879,7 +885,9 @@ class RegistryFilesystem:
                         log.error("shutdown: %s was NOT saved: %s", futures[future].path, future.exception())
                 for future in pending:
                     ok = False
-                    log.error("shutdown: %s was NOT saved: the upload did not finish in time", futures[future].path)
+                    log.error(
+                        "shutdown: %s was NOT saved: the upload did not finish in time", futures[future].path
+                    )
         with self._ns:
             hidden = list(self._hidden.items())
             self._hidden.clear()
@@ -888,7 +896,9 @@ class RegistryFilesystem:
             self._deferred_delete(key, node.remote)
         if lost:
             ok = False
-            log.error("shutdown: %d file(s) were closed with data that could not be saved: %s", len(lost), lost[:10])
+            log.error(
+                "shutdown: %d file(s) were closed with data that could not be saved: %s", len(lost), lost[:10]
+            )
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         return ok

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
-from typing import Callable
 
 from s3regfs.driver.errors import (
     DriverError,
@@ -81,10 +81,16 @@ _SIZE_CODES = frozenset({"EntityTooLarge"})
 CAUSE_TABLE: tuple[Rule, ...] = (
     Rule("a timeout (`TimeoutError`, or a class whose name contains `Timeout`)", errno.ETIMEDOUT, "timeout"),
     Rule("an `OSError` with an errno (including one raised inside the driver)", 0, "that errno"),
-    Rule("S3 code " + ", ".join(sorted(_ACCESS_CODES)), errno.EACCES, "the credentials, clock or policy refuse it"),
+    Rule(
+        "S3 code " + ", ".join(sorted(_ACCESS_CODES)),
+        errno.EACCES,
+        "the credentials, clock or policy refuse it",
+    ),
     Rule("S3 code " + ", ".join(sorted(_TIMEOUT_CODES)), errno.ETIMEDOUT, "the server gave up waiting"),
     Rule("S3 code " + ", ".join(sorted(_QUOTA_CODES)), errno.EDQUOT, "a quota of the store"),
-    Rule("S3 code " + ", ".join(sorted(_SIZE_CODES)), errno.EFBIG, "the object is larger than the store allows"),
+    Rule(
+        "S3 code " + ", ".join(sorted(_SIZE_CODES)), errno.EFBIG, "the object is larger than the store allows"
+    ),
     Rule("anything else", errno.EIO, "transport or server failure; logged with the cause"),
 )
 """How a :class:`DriverError`'s cause (its ``detail`` and ``__cause__`` chain) refines ``EIO``."""
@@ -199,7 +205,7 @@ def to_errno(exc: BaseException, context: str = "") -> int:
         else:
             log.warning("%s%s (%s)", where, exc, errno.errorcode.get(err, err))
         return err
-    except Exception:  # noqa: BLE001 - the mapping itself must never fail
+    except Exception:
         log.exception("error while mapping %r to an errno", exc)
         return errno.EIO
 
@@ -214,7 +220,13 @@ def table_markdown() -> str:
     for cls, entry, note in _TABLE:
         shown = _errname(entry) if isinstance(entry, int) else "see meaning"
         lines.append(f"| `{cls.__name__}` | {shown} | {note} |")
-    lines += ["", "A `DriverError` is refined by its cause:", "", "| cause | errno | meaning |", "|---|---|---|"]
+    lines += [
+        "",
+        "A `DriverError` is refined by its cause:",
+        "",
+        "| cause | errno | meaning |",
+        "|---|---|---|",
+    ]
     for rule in CAUSE_TABLE:
         shown = _errname(rule.errno) if rule.errno else "its own"
         lines.append(f"| {rule.match} | {shown} | {rule.note} |")

@@ -16,9 +16,9 @@ import errno
 import itertools
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.readahead import ReadStream
@@ -91,7 +91,7 @@ class HandleTable:
 
 @dataclass
 class _PathLock:
-    lock: threading.RLock = field(default_factory=threading.RLock)  # type: ignore[assignment]
+    lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 0
 
 

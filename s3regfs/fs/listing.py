@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from s3regfs.driver.base import FileInfo, StorageDriver
 from s3regfs.driver.errors import FilledBuffer, PathNotFoundError
@@ -101,8 +101,13 @@ class Lister:
         return self._list_info(directory)
 
     def forget_sessions_under(self, directory: str) -> None:
+        """Drop every walk that covers ``directory`` or lies below it (its tree changed)."""
         with self._lock:
-            for root in [r for r in self._sessions if r == directory or is_under(r, directory)]:
+            for root in [
+                r
+                for r in self._sessions
+                if r == directory or is_under(r, directory) or is_under(directory, r)
+            ]:
                 del self._sessions[root]
 
     # -- plain listing -----------------------------------------------------------------------------
@@ -259,4 +264,3 @@ class _Stopper:
         except FilledBuffer:
             self.stopped = True
             raise
-

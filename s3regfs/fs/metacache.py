@@ -23,8 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from cachetools import TTLCache
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 Fetch = Callable[[int, int], bytes]
 
@@ -67,7 +67,7 @@ class ByteBudget:
 class _Chunk:
     start: int
     end: int
-    future: "Future[bytes]"
+    future: Future[bytes]
 
 
 class ReadStream:

@@ -38,12 +38,33 @@ class SpillArea:
         """Create the directory and prove a spill file can be made there (raises OSError)."""
         self.new().close()
 
-    def new(self) -> "SpillFile":
-        self._prepare()
-        fd = self._open()
+    def new(self) -> SpillFile:
+        """A new spill file; OSError ENOSPC/EDQUOT when the disk is full, EIO for any other local failure."""
+        try:
+            fd = self._new_fd()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # ENOTDIR, EACCES, EROFS... of *our* directory would mislead the application about its own file.
+            log.error("cannot create a spill file in %s: %s", self.directory, exc)
+            raise OSError(
+                errno.EIO, f"cannot create a spill file in {self.directory}: {exc.strerror}"
+            ) from exc
         with self._lock:
             self.open_files += 1
         return SpillFile(self, fd)
+
+    def _new_fd(self) -> int:
+        self._prepare()
+        try:
+            return self._open()
+        except FileNotFoundError:
+            # The directory was removed under us (a cache cleaner, rm -rf): make it again, once.
+            log.warning("spill directory %s vanished; creating it again", self.directory)
+            with self._lock:
+                self._ready = False
+            self._prepare()
+            return self._open()
 
     def _open(self) -> int:
         flag = getattr(os, "O_TMPFILE", 0)

@@ -32,9 +32,9 @@ import errno
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from s3regfs.driver.base import FileWriter, StorageDriver
 from s3regfs.fs.errors import FsError, io_error
@@ -56,7 +56,7 @@ class WriteContext:
     spill: SpillArea
     pool: ThreadPoolExecutor
     streams: threading.BoundedSemaphore
-    on_commit: Callable[["Node", str, Meta], None]
+    on_commit: Callable[[Node, str, Meta], None]
 
 
 class Node:
@@ -114,7 +114,7 @@ class Node:
             self.ensure_local()
             at_end = offset == self.size
             if self.stream is not None and not at_end:
-                self._cancel_stream("write at %d, not at the end (%d)" % (offset, self.size))
+                self._cancel_stream(f"write at {offset}, not at the end ({self.size})")
             self._store(offset, data, at_end)
             if self.stream is not None:
                 self._stream_write(data)
@@ -301,7 +301,9 @@ class Node:
             self.local.pwrite(offset, data)
         except OSError as exc:
             if exc.errno in _NO_SPACE and self.stream is not None and at_end:
-                log.warning("%s: no local space (%s); continuing to stream without a local copy", self.path, exc)
+                log.warning(
+                    "%s: no local space (%s); continuing to stream without a local copy", self.path, exc
+                )
                 self.copy_lost = True
                 return
             raise FsError(exc.errno or errno.EIO, f"{self.path}: cannot stage the write locally: {exc}")
@@ -325,7 +327,9 @@ class Node:
         except Exception as exc:  # noqa: BLE001 - staging locally still works
             self._release_stream_slot()
             self.stream_ok = False
-            log.warning("%s: cannot start a streaming upload (%s); uploading at close instead", self.path, exc)
+            log.warning(
+                "%s: cannot start a streaming upload (%s); uploading at close instead", self.path, exc
+            )
             return
         self.stream = writer
         try:
@@ -345,7 +349,9 @@ class Node:
             self.failed = exc
             self._cancel_stream("failed", force=True)
             raise io_error(f"{self.path}: the upload failed and there is no local copy", exc) from exc
-        log.warning("%s: streaming upload failed (%s); the file will be uploaded from its local copy", self.path, exc)
+        log.warning(
+            "%s: streaming upload failed (%s); the file will be uploaded from its local copy", self.path, exc
+        )
         self._cancel_stream("failed")
         self.stream_ok = False
 

@@ -87,20 +87,20 @@ def first_part(path: str) -> str:
 
 
 def delete_path(driver: StorageDriver, path: str) -> None:
-    """Delete ``path`` (missing is fine), then check that a walk finds nothing under it.
-
-    A walk rather than upstream's List: on SeaweedFS a delimited listing keeps
-    showing emptied folders until its asynchronous cleaner runs.
-    """
+    """Delete ``path`` (missing is fine); then nothing may be listed or walked under it."""
     try:
         driver.delete(path)
     except PathNotFoundError:
         pass
     try:
-        leftovers = walk_paths(driver, path)
+        listed = driver.list(path)
     except PathNotFoundError:
-        return
-    assert leftovers == [], f"delete({path}) left {leftovers}"
+        listed = []
+    try:
+        walked = walk_paths(driver, path)
+    except PathNotFoundError:
+        walked = []
+    assert (listed, walked) == ([], []), f"delete({path}) left {listed or walked}"
 
 
 def read_all(stream: Any, chunk: int = MiB) -> bytes:

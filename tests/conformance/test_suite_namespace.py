@@ -233,6 +233,7 @@ def test_deleted_directory_is_gone(driver: StorageDriver) -> None:
                 call(path)
             assert_driver_error(exc.value, PathNotFoundError, driver)
     assert walk_paths(driver, "/") == []
+    assert driver.list("/") == []
 
 
 def test_delete_leaves_prefix_siblings(driver: StorageDriver) -> None:
@@ -246,6 +247,7 @@ def test_delete_leaves_prefix_siblings(driver: StorageDriver) -> None:
                 driver.get_content(path)
         for path in siblings:
             assert driver.get_content(path) == path.encode()
+        assert sorted(driver.list("/p")) == ["/p/a-b", "/p/a.b", "/p/ab"]
         assert sorted(walk_paths(driver, "/p")) == ["/p/a-b", "/p/a-b/x", "/p/a.b", "/p/a.b/x", "/p/ab"]
     finally:
         delete_path(driver, "/p")

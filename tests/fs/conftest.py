@@ -9,9 +9,9 @@ TTL tests.  Every mount is shut down at the end of the test.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

@@ -17,7 +17,9 @@ def _payload(n: int, seed: int) -> bytes:
 
 
 def test_many_writers_and_readers_at_once(make_fs) -> None:  # type: ignore[no-untyped-def]
-    m = make_fs(stream_threshold=64 * KiB, read_part_size=32 * KiB, readahead_min=16 * KiB, readahead_max=128 * KiB)
+    m = make_fs(
+        stream_threshold=64 * KiB, read_part_size=32 * KiB, readahead_min=16 * KiB, readahead_max=128 * KiB
+    )
     existing = {f"/in/f{i}": _payload(200 * KiB, seed=i) for i in range(6)}
     for path, data in existing.items():
         m.put(path, data)

@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+from s3regfs.driver.base import ZERO_TIME, FileInfo
+from s3regfs.driver.errors import FilledBuffer
+from s3regfs.driver.inmemory import InMemoryDriver
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
 from tests.fs.conftest import Clock, Mount
@@ -198,3 +201,59 @@ def test_cache_entries_are_bounded() -> None:
     assert cache.listing("/big") is None
     known = sum(1 for i in range(1000) if cache.lookup(f"/f{i}") is not None)
     assert known <= 100
+
+
+class FlatWalk(InMemoryDriver):
+    """An in-memory store whose walk behaves like the s3 driver's: one flat listing in raw key
+    order, directories inferred, resumed with StartAfter (re-reporting the directories it re-enters)."""
+
+    def walk(self, path: str, fn, start_after_hint: str = "") -> None:  # type: ignore[no-untyped-def]
+        self.walks = getattr(self, "walks", 0) + 1
+        prefix = "/" if path == "/" else path + "/"
+        with self._lock:
+            keys = sorted(k for k in self._files if k.startswith(prefix) and k > start_after_hint)
+        prev = path
+        for key in keys:
+            parents = []
+            parent = key.rsplit("/", 1)[0]
+            while (
+                parent not in ("", "/")
+                and not (prev == parent or prev.startswith(parent + "/"))
+                and parent != path
+            ):
+                parents.append(parent)
+                parent = parent.rsplit("/", 1)[0]
+            infos = [FileInfo(d, 0, ZERO_TIME, True) for d in reversed(parents)]
+            infos.append(self.stat(key))
+            for info in infos:
+                if info.is_dir:
+                    prev = info.path
+                try:
+                    fn(info)
+                except FilledBuffer:
+                    return
+
+
+def test_walk_ahead_on_a_flat_key_order_walk(make_fs) -> None:  # type: ignore[no-untyped-def]
+    store = FlatWalk()
+    m = make_fs(store=store, listing_walk_ahead=7)
+    expected = {}
+    for i in range(60):
+        key = f"/r/{'ab'[i % 2]}{'-x' if i % 5 == 0 else ''}/d{i % 9}/f{i}"
+        store.put_content(key, b"k" * i)
+        expected[key] = i
+    m.driver.reset()
+    seen = {}
+
+    def find(path: str) -> None:
+        for name, attr in m.fs.readdir(path):
+            child = path + "/" + name
+            if attr.mode & 0o040000:
+                find(child)
+            else:
+                seen[child] = attr.size
+
+    find("/r")
+    assert seen == expected
+    assert m.driver.count("stat") == 0
+    assert store.walks <= 60 // 7 + 3

@@ -13,7 +13,8 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
@@ -30,7 +31,14 @@ PATHS = ["/" + n for n in NAMES] + [f"/{p}/{n}" for p in NAMES for n in NAMES]
 DATA = st.binary(max_size=700)
 OFFSETS = st.integers(min_value=0, max_value=900)
 FLAGS = st.sampled_from(
-    [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC, os.O_RDWR | os.O_APPEND, os.O_WRONLY | os.O_APPEND]
+    [
+        os.O_RDONLY,
+        os.O_WRONLY,
+        os.O_RDWR,
+        os.O_WRONLY | os.O_TRUNC,
+        os.O_RDWR | os.O_APPEND,
+        os.O_WRONLY | os.O_APPEND,
+    ]
 )
 
 

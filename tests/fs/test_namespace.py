@@ -7,12 +7,11 @@ import logging
 import os
 import stat
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from s3regfs.driver.inmemory import _File
-
 from s3regfs.fs.errors import FsError
 from tests.fs.conftest import Mount
 
@@ -123,7 +122,9 @@ def test_directory_stays_after_its_last_file_is_removed(m: Mount) -> None:
     assert m.names("/") == []
 
 
-def test_rmdir_refuses_a_directory_holding_only_unrepresentable_keys(m: Mount, caplog: pytest.LogCaptureFixture) -> None:
+def test_rmdir_refuses_a_directory_holding_only_unrepresentable_keys(
+    m: Mount, caplog: pytest.LogCaptureFixture
+) -> None:
     m.store.put_content("/d/has space", b"x")  # the in-memory store takes any key; S3 too
     assert m.fs.readdir("/d") == []
     with caplog.at_level(logging.WARNING):
@@ -136,7 +137,8 @@ def test_rmdir_refuses_a_directory_holding_only_unrepresentable_keys(m: Mount, c
 
 
 def test_unrepresentable_keys_are_left_out_with_one_warning_per_directory(
-    make_fs, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    make_fs,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     m = make_fs(metadata_ttl=0.0)  # no cache: every readdir lists again
     for key in ("/d/ok", "/d/a b", "/d/c~", "/e/x y"):
@@ -190,7 +192,7 @@ def test_unlink_checks_for_a_same_named_directory_when_not_listed(m: Mount) -> N
 
 def test_readdir_lists_100000_entries(make_fs) -> None:  # type: ignore[no-untyped-def]
     m = make_fs()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(100_000):  # straight into the store: put_content 100k times is slow-ish
         m.store._files[f"/big/f{i:06d}"] = _File(b"", now)
     entries = m.fs.readdir("/big")

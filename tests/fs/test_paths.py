@@ -23,10 +23,11 @@ def test_unrepresentable_names(name: str) -> None:
     assert not paths.name_ok(name)
 
 
-def test_create_with_unrepresentable_name_is_einval_and_logs_the_rule(m: Mount, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="s3regfs.fs.paths"):
-        with pytest.raises(FsError) as info:
-            m.fs.create("/with space", os.O_WRONLY | os.O_CREAT, 0o644)
+def test_create_with_unrepresentable_name_is_einval_and_logs_the_rule(
+    m: Mount, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="s3regfs.fs.paths"), pytest.raises(FsError) as info:
+        m.fs.create("/with space", os.O_WRONLY | os.O_CREAT, 0o644)
     assert info.value.errno == errno.EINVAL
     assert "A-Z a-z" in caplog.text and "path rule" in caplog.text
     with pytest.raises(FsError) as info:

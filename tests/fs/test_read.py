@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from s3regfs.driver.errors import DriverError
 from s3regfs.fs.errors import FsError
 from tests.fs.conftest import Mount
 
@@ -22,7 +23,11 @@ def _payload(n: int, seed: int = 1) -> bytes:
 
 
 def _small_readahead(**extra: object) -> dict[str, object]:
-    opts: dict[str, object] = dict(readahead_min=64 * KiB, readahead_max=1 * MiB, read_part_size=256 * KiB)
+    opts: dict[str, object] = {
+        "readahead_min": 64 * KiB,
+        "readahead_max": 1 * MiB,
+        "read_part_size": 256 * KiB,
+    }
     opts.update(extra)
     return opts
 
@@ -132,7 +137,7 @@ def test_read_errors_from_the_driver_surface(m: Mount) -> None:
     m.put("/f", b"x" * 100)
     m.faulty.fail("read_range", path="/f")
     fh = m.fs.open("/f", os.O_RDONLY)
-    with pytest.raises(Exception):
+    with pytest.raises(DriverError):
         m.fs.read(fh, 0, 100)
     assert m.fs.read(fh, 0, 100) == b"x" * 100  # the next read tries again
     m.fs.release(fh)

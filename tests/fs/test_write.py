@@ -25,7 +25,7 @@ def _payload(n: int, seed: int = 3) -> bytes:
 
 
 def _streaming(**extra: object) -> dict[str, object]:
-    opts: dict[str, object] = dict(stream_threshold=256 * KiB, read_part_size=128 * KiB)
+    opts: dict[str, object] = {"stream_threshold": 256 * KiB, "read_part_size": 128 * KiB}
     opts.update(extra)
     return opts
 
@@ -335,7 +335,9 @@ def test_access_denied_is_eacces(m: Mount) -> None:
     m.fs.release(fh)
 
 
-def test_data_lost_at_release_is_logged_and_reported_by_shutdown(m: Mount, caplog: pytest.LogCaptureFixture) -> None:
+def test_data_lost_at_release_is_logged_and_reported_by_shutdown(
+    m: Mount, caplog: pytest.LogCaptureFixture
+) -> None:
     m.faulty.fail("put_content", times=None)
     fh = m.fs.create("/doomed", NEW, 0o644)
     m.fs.write(fh, 0, b"x")

@@ -75,7 +75,7 @@ def test_acl_and_security_probes_are_answered_locally(signed: Mount) -> None:
     signed.driver.reset()
     for name in PROBES:
         for path in ("/", "/anything", "/not/even/there"):
-            assert _errno(lambda: signed.fs.getxattr(path, name)) == errno.ENODATA
+            assert _errno(lambda p=path, n=name: signed.fs.getxattr(p, n)) == errno.ENODATA
     assert signed.driver.count() == 0
 
 

@@ -54,8 +54,7 @@ class _Mounts:
     def teardown(self) -> list[str]:
         problems = []
         for mount in reversed(self.started):
-            if mount.proc.poll() is None:
-                mount.stop()
+            mount.stop()  # also detaches what a killed daemon left behind
             code = mount.proc.returncode
             log = mount.log()
             if mount.expect_clean:

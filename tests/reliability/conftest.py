@@ -105,9 +105,22 @@ class MountSet:
               options: dict[str, Any] | None = None, expect_clean: bool = True, **kwargs: Any) -> mounts.Mount:
         opts, env = mounts.s3_options(params or self.params)
         opts = {"cache_dir": str(self.tmp / f"{name}-cache"), **opts, **(options or {})}
-        mount = mounts.start(self.tmp / name, driver="s3", options=opts, env=env, **kwargs)
-        mount.expect_clean = expect_clean
+        path = self.tmp / name
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:  # also a stale mount point (stat fails with ENOTCONN)
+            pass
+        # Like mounts.start, but also on a stale mount point (which mkdir(exist_ok=True) refuses).
+        log_path = self.tmp / f"{name}.log"
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                mounts.mount_command(path, "s3", opts, kwargs.pop("args", ())), stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=mounts.REPO,
+                start_new_session=True,
+            )
+        mount = mounts.Mount(path, proc, log_path, expect_clean=expect_clean)
         self.started.append(mount)
+        mounts.wait_answering(mount, kwargs.pop("ready_timeout", 60.0))
         return mount
 
     def teardown(self) -> list[str]:

@@ -56,7 +56,9 @@ class FaultyDriver(DriverWrapper):
             self.rules.append(rule)
         return rule
 
-    def short(self, method: str = "read_range", *, times: int | None = 1, after: int = 0, path: str | None = None) -> Rule:
+    def short(
+        self, method: str = "read_range", *, times: int | None = 1, after: int = 0, path: str | None = None
+    ) -> Rule:
         rule = Rule(method, None, times, after, path, short=True)
         with self._lock:
             self.rules.append(rule)

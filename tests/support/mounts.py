@@ -141,7 +141,10 @@ def start(
     ready_timeout: float = 60.0,
 ) -> Mount:
     """Start the daemon and wait until the mount answers; :class:`MountFailed` otherwise."""
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        pass  # an existing (maybe stale) mount point: the daemon's own checks decide
     log_path = log_path or path.parent / f"{path.name}.log"
     full_env = {**os.environ, **(env or {})}
     with open(log_path, "ab") as log_file:
@@ -171,8 +174,9 @@ def wait_answering(mount: Mount, timeout: float) -> None:
 
 
 def _answers(path: Path) -> bool:
+    """The daemon answers a statfs (never served from the kernel's cache, unlike stat)."""
     try:
-        os.stat(path)
+        os.statvfs(path)
     except OSError as exc:
         return exc.errno not in (errno.ENOTCONN, errno.ECONNABORTED)
     return True

@@ -12,7 +12,8 @@ Owns: one threaded proxy on loopback (:class:`S3Proxy`) that
   (:class:`ErrorReply`, e.g. :data:`SLOWDOWN`), a connection reset after part
   of the body (:class:`ResetMidBody`), a body shorter than its
   ``Content-Length`` (:class:`TruncateBody`), a stall (:class:`Stall`), a
-  delay (:class:`Delay`) or a silent close (:class:`Drop`).  A rule targets
+  delay (:class:`Delay`), a silent close (:class:`Drop`) or a rewritten body
+  (:class:`Rewrite`).  A rule targets
   operation names and/or a path regex, and fires on the Nth match, on a run
   of matches, or with a probability drawn from a seeded RNG;
 * goes away and comes back: :meth:`S3Proxy.down` closes the listening socket
@@ -125,6 +126,16 @@ class Delay(Fault):
     """Wait ``seconds``, then forward and answer normally (latency, not failure)."""
 
     seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Rewrite(Fault):
+    """Forward, then answer with ``fn(body)`` instead of the body (``Content-Length`` fixed up).
+
+    For a hostile or buggy server: e.g. a listing that names keys no client could have written.
+    """
+
+    fn: Callable[[bytes], bytes] = field(default=lambda body: body)
 
 
 @dataclass(frozen=True)
@@ -565,9 +576,10 @@ class S3Proxy:
             stopping.wait(fault.seconds)  # nothing answered: the client's read timeout must fire
             return False
         resp_headers = [(k, v) for k, v in resp.getheaders() if k.lower() != "transfer-encoding"]
-        chunked = resp.chunked
-        if chunked:  # re-frame as one Content-Length body (small: listings and errors)
+        if resp.chunked or isinstance(fault, Rewrite):  # re-frame as one Content-Length body (small)
             data = resp.read()
+            if isinstance(fault, Rewrite):
+                data = fault.fn(data)
             resp_headers = [(k, v) for k, v in resp_headers if k.lower() != "content-length"]
             resp_headers.append(("Content-Length", str(len(data))))
             chunks: Iterator[bytes] = iter([data])
