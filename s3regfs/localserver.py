@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,9 @@ class LocalS3Server:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
         self.ports: dict[str, int] = {}
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._clients_lock = threading.Lock()
+        self._boto_session: Any = None
 
     def __repr__(self) -> str:
         return f"LocalS3Server(endpoint={self.endpoint if self.ports else None!r}, access_key={self.access_key!r})"
@@ -279,7 +283,18 @@ class LocalS3Server:
     # -- helpers ----------------------------------------------------------------------
 
     def client(self, *, connect_timeout: float = 5, read_timeout: float = 60, max_attempts: int = 3) -> Any:
-        """A boto3 S3 client for this server (path style, checksums only when required)."""
+        """A boto3 S3 client for this server (path style, checksums only when required).
+
+        Clients are thread-safe and cached per set of arguments.
+        """
+        key = (self.endpoint, connect_timeout, read_timeout, max_attempts)
+        with self._clients_lock:
+            cached = self._clients.get(key)
+            if cached is None:
+                cached = self._clients[key] = self._new_client(connect_timeout, read_timeout, max_attempts)
+            return cached
+
+    def _new_client(self, connect_timeout: float, read_timeout: float, max_attempts: int) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -294,7 +309,9 @@ class LocalS3Server:
             response_checksum_validation="when_required",
             max_pool_connections=32,
         )
-        return boto3.session.Session().client(
+        if self._boto_session is None:
+            self._boto_session = boto3.session.Session()
+        return self._boto_session.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key,

@@ -12,7 +12,9 @@ Owns the log format and targets of the ``s3regfs`` process:
 Every handler carries :class:`RedactingFilter`, which replaces each value
 registered with :func:`add_secret` (the S3 secret key, session tokens, ...)
 by ``***`` in the message, its arguments and any traceback, so no record can
-print a secret whatever the module that logs it.
+print a secret whatever the module that logs it; and escapes control
+characters in the message (:func:`escape_controls`), so a name quoted in a
+message (a file name from a user, a key from the bucket) cannot forge log lines.
 """
 
 from __future__ import annotations
@@ -45,6 +47,19 @@ def add_secret(value: object) -> None:
             _secrets.add(text)
 
 
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]}
+_CONTROLS.update({0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (newlines included, tab excepted) as ``\\xNN`` escapes.
+
+    A message is one log line whatever it quotes: a file name such as
+    ``"x\\nCRITICAL forged"`` cannot forge a record.
+    """
+    return text.translate(_CONTROLS)
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``."""
     with _secrets_lock:
@@ -65,7 +80,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string: keep what we can, redacted
             message = f"{record.msg!r} % {record.args!r}"
-        record.msg = redact(message)
+        record.msg = escape_controls(redact(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._plain.formatException(record.exc_info)

@@ -9,9 +9,12 @@ detached child and waits for that child's ``READY=1``):
 2. the core and the adapter are built, and mfusepy runs the libfuse 3
    multi-threaded loop (``hard_remove``, ``fsname``/``subtype`` ``s3regfs``,
    ``default_permissions`` with ``allow_other``, ``ro`` for read-only);
-3. a probe thread stats the mount point from outside the loop and sends
-   ``READY=1`` once the mount answers (then raises the kernel readahead so
-   reads arrive as 1 MiB requests);
+3. a probe thread has a short-lived child process statfs the mount point
+   and sends ``READY=1`` once the mount answers (then raises the kernel
+   readahead so reads arrive as 1 MiB requests).  The daemon itself never
+   makes a request to its own mount: a thread of the daemon waiting on its
+   own mount when the daemon is killed would make the process unkillable;
+   for the same reason the cache directory may not be inside the mount;
 4. SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
    thread with ``sigwait``: it sends ``STOPPING=1``, finishes or fails every
    pending upload (``core.shutdown()``) while the mount still answers, then
@@ -25,7 +28,6 @@ detached child and waits for that child's ``READY=1``):
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import os
 import signal
@@ -137,6 +139,7 @@ class _Mount:
         self.notify("STATUS=Checking the mount point")
         self.path = mountpoint.prepare(self.requested)
         self._check_libfuse()
+        self._check_cache_dir()
         self.notify("STATUS=Checking the storage")
         probe_storage(self.driver)
         with _SignalThread(self._on_signal):
@@ -159,6 +162,15 @@ class _Mount:
                 f"s3regfs needs libfuse 3, but mfusepy loaded libfuse {mfusepy.fuse_version_major}."
                 f"{mfusepy.fuse_version_minor}; install libfuse3 (apt install fuse3) or set FUSE_LIBRARY_NAME=fuse3",
                 exitcodes.MOUNT,
+            )
+
+    def _check_cache_dir(self) -> None:
+        cache = os.path.realpath(self.options.cache_dir)
+        if cache == self.path or cache.startswith(self.path.rstrip("/") + "/"):
+            raise UserError(
+                f"cache_dir {cache} is inside the mount point {self.path}; the daemon cannot keep its spill files "
+                "on its own mount: choose a local directory (-o cache_dir=/var/cache/s3regfs)",
+                exitcodes.CONFIG,
             )
 
     def _loop_failed(self, exc: RuntimeError) -> int:
@@ -184,12 +196,13 @@ class _Mount:
     # -- readiness -----------------------------------------------------------------------
 
     def _announce_ready(self) -> None:
-        """Poll until the mount answers a stat from outside the loop, then READY=1."""
+        """Poll until the mount answers a statfs from another process, then READY=1."""
         deadline = time.monotonic() + READY_TIMEOUT
         while not self._done.is_set():
-            if self._answers():
+            entry = mountpoint.mounted_at(self.path)
+            if entry is not None and entry.fstype == mountpoint.FSTYPE and mountpoint.answers(self.path):
                 self._ready.set()
-                _raise_readahead(self.path)
+                _raise_readahead(entry.device)
                 log.info("mounted %s", self.path)
                 self.notify("READY=1")
                 self.notify(f"STATUS=Serving {self.path}")
@@ -198,18 +211,6 @@ class _Mount:
                 log.error("%s did not answer within %gs of mounting", self.path, READY_TIMEOUT)
                 deadline = float("inf")
             self._done.wait(0.01)
-
-    def _answers(self) -> bool:
-        entry = mountpoint.mounted_at(self.path)
-        if entry is None or entry.fstype != mountpoint.FSTYPE:
-            return False
-        try:
-            os.statvfs(self.path)  # always reaches the daemon (a stat may come from the kernel's cache)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
-                return False
-            log.warning("%s answers, but its root fails: %s", self.path, exc.strerror)
-        return True
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -289,14 +290,13 @@ class _Mount:
             log.debug("notify %r failed: %s", message, exc)
 
 
-def _raise_readahead(path: str) -> None:
+def _raise_readahead(device: str) -> None:
     """Best effort (root only): larger kernel readahead, so sequential reads are 1 MiB requests."""
     try:
-        dev = os.stat(path).st_dev
-        with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb", "w") as f:
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w") as f:
             f.write(str(READ_AHEAD_KB))
     except OSError as exc:
-        log.debug("kernel readahead of %s left at its default: %s", path, exc)
+        log.debug("kernel readahead of the mount left at its default: %s", exc)
 
 
 class _SignalThread:

@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from s3regfs import exitcodes
@@ -72,6 +73,21 @@ def mounted_at(path: str) -> MountEntry | None:
         if entry.mount_point == path:
             found = entry
     return found
+
+
+def answers(path: str, timeout: float = 10.0) -> bool:
+    """The mount at ``path`` answers a statfs, asked by a child process.
+
+    Never ask from the daemon's own process: a daemon thread blocked in a
+    request to its own mount when the daemon is killed cannot be interrupted,
+    and the process could never exit.
+    """
+    cmd = ["stat", "--file-system", "--format=%t", "--", path] if shutil.which("stat") else [
+        sys.executable, "-c", "import os, sys; os.statvfs(sys.argv[1])", path]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def unmount(path: str, *, lazy: bool = False, timeout: float = 60.0) -> tuple[bool, str]:

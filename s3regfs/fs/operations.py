@@ -30,6 +30,7 @@ import ctypes
 import functools
 import itertools
 import logging
+import math
 import os
 import stat
 import threading
@@ -77,7 +78,8 @@ def _shown(args: tuple[Any, ...]) -> str:
 
 def stat_dict(attr: Attr) -> dict[str, int]:
     """``Attr`` → the ``stat`` fields mfusepy sets (times in nanoseconds: ``use_ns``)."""
-    ns = round(attr.mtime * 1_000_000_000)
+    seconds = math.floor(attr.mtime)
+    ns = seconds * 1_000_000_000 + round((attr.mtime - seconds) * 1_000_000_000)
     return {
         "st_mode": attr.mode,
         "st_nlink": attr.nlink,

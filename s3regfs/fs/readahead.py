@@ -5,7 +5,8 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
 
 * A read at the position where the previous one ended (or at 0 for the first read) is
   sequential: the stream fetches ahead, up to a window that starts at ``readahead_min`` and
-  doubles at each refill up to ``readahead_max``.  The window is fetched as parallel ranged
+  doubles at each refill up to ``readahead_max``, or to this stream's fair share of the
+  budget when several files are read sequentially at once (budget / sequential streams).  The window is fetched as parallel ranged
   requests of at most ``read_part_size`` on the shared thread pool.  Reads that fall inside
   the fetched window are served from it in any order (the kernel sends readahead requests
   from several threads).
@@ -38,7 +39,22 @@ class ByteBudget:
         self.total = total
         self._used = 0
         self._peak = 0
+        self._streams = 0
         self._lock = threading.Lock()
+
+    def join(self) -> None:
+        """A stream became sequential: it takes part in the fair share."""
+        with self._lock:
+            self._streams += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._streams -= 1
+
+    def share(self) -> int:
+        """The window each sequential stream may grow to: the budget split between them."""
+        with self._lock:
+            return self.total // max(1, self._streams)
 
     def try_acquire(self, n: int) -> bool:
         with self._lock:
@@ -96,8 +112,18 @@ class ReadStream:
         self._chunks: deque[_Chunk] = deque()
         self._fetched_to = 0
         self._expected = 0
-        self.window = 0
+        self._window = 0
         self.direct_reads = 0
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    @window.setter
+    def window(self, value: int) -> None:
+        if (value > 0) != (self._window > 0):
+            (self._budget.join if value > 0 else self._budget.leave)()
+        self._window = value
 
     # -- public --------------------------------------------------------------------------------
 
@@ -129,6 +155,7 @@ class ReadStream:
     def close(self) -> None:
         with self._lock:
             self._drop_all()
+            self.window = 0
 
     # -- window --------------------------------------------------------------------------------
 
@@ -156,7 +183,8 @@ class ReadStream:
             raise
         self._expected = max(self._expected, end)
         if self._fetched_to - end < self.window // 2 and self._fetched_to < self.size:
-            self.window = min(self.window * 2, self._max)
+            cap = min(self._max, max(self._min, self._budget.share()))
+            self.window = max(self._min, min(self.window * 2, cap))
             self._submit_until(min(self.size, end + self.window))
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from s3regfs.driver.base import FileWriter, StorageDriver
@@ -185,14 +185,15 @@ class Node:
         try:
             for future in futures:
                 future.result()
-        except OSError as exc:
-            if exc.errno in _NO_SPACE:
-                raise FsError(exc.errno, f"{key}: no local space to stage the file: {exc}") from exc
-            raise io_error(f"{key}: cannot download the object to modify it", exc) from exc
-        except Exception as exc:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
-            raise io_error(f"{key}: cannot download the object to modify it", exc) from exc
+            wait(futures)  # no piece may write into the spill file after the caller closes it
+            if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+                raise FsError(exc.errno, f"{key}: no local space to stage the file: {exc}") from exc
+            if isinstance(exc, Exception):
+                raise io_error(f"{key}: cannot download the object to modify it", exc) from exc
+            raise
 
     # -- commit --------------------------------------------------------------------------------
 

@@ -200,3 +200,24 @@ def test_data_cache_disabled_with_size_zero(make_fs) -> None:  # type: ignore[no
     m.read_file(BLOB)
     assert m.driver.count("read_range") == 2
     assert not (m.cache_dir / "data").exists()
+
+
+def test_many_sequential_readers_share_the_budget_instead_of_falling_back(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(readahead_budget=1 * MiB, readahead_max=1 * MiB))
+    files = {f"/s{i}": _payload(1 * MiB, seed=50 + i) for i in range(8)}
+    for path, data in files.items():
+        m.put(path, data)
+    handles = {path: m.fs.open(path, os.O_RDONLY) for path in files}
+    offsets = dict.fromkeys(files, 0)
+    out = {path: bytearray() for path in files}
+    while any(offsets[p] < len(files[p]) for p in files):  # interleaved, as 8 readers would be
+        for path in files:
+            chunk = m.fs.read(handles[path], offsets[path], 32 * KiB)
+            out[path] += chunk
+            offsets[path] += len(chunk)
+    for fh in handles.values():
+        m.fs.release(fh)
+    assert {p: bytes(d) for p, d in out.items()} == files
+    assert m.fs._budget.peak <= 1 * MiB
+    assert max(length for _, _, length in m.driver.ranges) <= 256 * KiB
+    assert len(m.driver.ranges) < 8 * (1 * MiB // (32 * KiB)) // 2  # far fewer requests than reads

@@ -554,3 +554,16 @@ def test_a_failed_overwrite_leaves_the_old_object(m: Mount) -> None:
     assert m.store.get_content("/f") == b"old"
     m.fs.release(fh)
     assert m.store.get_content("/f") == b"new"
+
+
+def test_a_failed_download_for_a_modification_is_eio_and_can_be_retried(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(read_part_size=16 * KiB)
+    data = _payload(200 * KiB)
+    m.put("/f", data)
+    m.faulty.fail("read_range", path="/f", after=3)
+    fh = m.fs.open("/f", RW)
+    assert _errno(lambda: m.fs.write(fh, 5, b"X")) == errno.EIO
+    assert m.fs._spill.open_files == 0
+    m.fs.write(fh, 5, b"X")  # the next write downloads again
+    m.fs.release(fh)
+    assert m.store.get_content("/f") == data[:5] + b"X" + data[6:]

@@ -109,8 +109,10 @@ def map_error(path: str, exc: BaseException) -> BaseException:
 
 
 _MALLOC_TUNED = False
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-MMAP_THRESHOLD = 16777216
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameters
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 0
+ARENA_MAX = 0
 
 
 def bound_malloc_retention() -> None:
@@ -130,8 +132,10 @@ def bound_malloc_retention() -> None:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        if libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
+        if MMAP_THRESHOLD and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
             log.debug("mallopt(M_MMAP_THRESHOLD) refused")
+        if ARENA_MAX and libc.mallopt(_M_ARENA_MAX, ARENA_MAX) != 1:
+            log.debug("mallopt(M_ARENA_MAX) refused")
     except (OSError, AttributeError) as exc:
         log.debug("glibc mallopt unavailable: %s", exc)
 
@@ -155,6 +159,21 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG)
 
 
+_session_lock = threading.Lock()
+_shared_session: Any = None
+
+
+def _make_boto3_client(session: Any, **kwargs: Any) -> Any:
+    """A boto3 S3 client; one shared boto3 Session (its loaded service model) serves every driver."""
+    global _shared_session
+    with _session_lock:  # boto3 sessions are not safe for concurrent client creation
+        if session is None:
+            if _shared_session is None:
+                _shared_session = boto3.session.Session()
+            session = _shared_session
+        return session.client("s3", **kwargs)
+
+
 class S3Driver(StorageDriver):
     """A StorageDriver on one S3 bucket (driver name ``s3aws``)."""
 
@@ -166,7 +185,7 @@ class S3Driver(StorageDriver):
         self._root_prefix = self.s3_path("")
         _configure_logging(params.loglevel)
         bound_malloc_retention()
-        self._session = session or boto3.session.Session()
+        self._session = session
         self.client = self._make_client(params.regionendpoint)
         self._presign_client_cache: Any = None
         self._pools: dict[str, ThreadPoolExecutor] = {}
@@ -214,8 +233,8 @@ class S3Driver(StorageDriver):
         if p.accesskey and p.secretkey:
             credentials = {"aws_access_key_id": p.accesskey, "aws_secret_access_key": p.secretkey}
         try:
-            client = self._session.client(
-                "s3",
+            client = _make_boto3_client(
+                self._session,
                 endpoint_url=self._endpoint_url(endpoint),
                 use_ssl=p.secure,
                 verify=False if p.skipverify else None,
