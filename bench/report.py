@@ -140,8 +140,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 def markdown(results: dict[str, Any], chart_name: str | None) -> str:
     meta = results["meta"]
     sizes = meta["sizes"]
+    load = f"load average {meta['load_start'][0]:.1f} at the start, {meta['load_end'][0]:.1f} at the end" \
+        if "load_end" in meta else ""
     lines = [BEGIN, "", f"### Latest run: {meta['started']} ({meta['mode']} mode, {meta['duration_s'] / 60:.1f} min)",
-             "", f"- Machine: {meta['machine']}", "- Versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+             "", f"- Machine: {meta['machine']}; {load}", "- Versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items()),
              f"- Sizes: sequential {sizes['seq'] // 2**20} MiB, big write {sizes['big'] // 2**20} MiB, random-read file "
              f"{sizes['rand_file'] // 2**20} MiB for {sizes['rand_seconds']:.0f} s, {sizes['small_files']} small files, "
              f"tree of {sizes['tree_objects']} objects, stat of {sizes['stat_files']} files, {sizes['readers']} readers "
@@ -162,6 +164,12 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
         row += [_ratio(ratio_to_boto3(results, key, tool)) for tool in ("s3regfs", "s3fs", "rclone")]
         row += [_ratio(advantage(results, key, anchor)) for anchor in ANCHORS]
         lines.append("| " + " | ".join(row) + " |")
+    floor = {key: median(results, key, "floor") for key in ("find", "ls_lR", "stat")}
+    if floor["find"] is not None:
+        lines += ["", f"Python FUSE floor over the same tree (bench/floorfs.py: the keys served from a dict through "
+                  f"mfusepy with the same readdirplus adapter, no S3): `find` {floor['find']:.2f} s "
+                  f"({_ratio(ratio_to_boto3(results, 'find', 'floor'))} the flat listing), `ls -lR` "
+                  f"{_fmt(floor['ls_lR'])} s, `stat` {_fmt(floor['stat'], '{:.3f}')} s."]
     lines += _counts_table(results)
     lines += ["", "Targets of issue 7 (s3regfs, same run, same server):", "", "| target | measured | met |",
               "|---|---|---|"]
@@ -219,10 +227,10 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     cols = 4
     rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    colours = {"boto3": "#888888", "s3regfs": "#1f77b4", "s3fs": "#ff7f0e", "rclone": "#2ca02c"}
+    colours = {"boto3": "#888888", "s3regfs": "#1f77b4", "s3fs": "#ff7f0e", "rclone": "#2ca02c", "floor": "#d0d0d0"}
     for ax, key in zip(axes.flat, shown):
         metric = METRICS[key]
-        tools = [t for t in TOOLS if median(results, key, t) is not None]
+        tools = [t for t in (*TOOLS, "floor") if median(results, key, t) is not None]
         values = [median(results, key, t) or 0.0 for t in tools]
         bars = ax.bar(tools, values, color=[colours[t] for t in tools])
         ax.bar_label(bars, labels=[metric.fmt.format(v) for v in values], fontsize=8)

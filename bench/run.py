@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-workdir", action="store_true", help="keep the scratch directory (logs, caches)")
     parser.add_argument("--boto3-part-size", type=int, default=32, help="boto3 part size in MiB (default %(default)s)")
     parser.add_argument("--boto3-concurrency", type=int, default=8, help="boto3 parallel parts (default %(default)s)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the Python FUSE floor (bench/floorfs.py) in the tree workload")
     parser.add_argument("--s3regfs-option", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra -o option for s3regfs (repeatable), for tuning experiments")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -107,12 +110,17 @@ class Runner:
             if name != "boto3":
                 extra = self.args.s3regfs_option if name == "s3regfs" else []
                 self.mounts[name] = MOUNTS[name](workdir / name, creds, extra)
+        if not self.args.no_floor and "tree" in self.groups:
+            floor = MOUNTS["floor"](workdir / "floor", creds)
+            floor.objects = self.sizes.tree_objects  # type: ignore[attr-defined]
+            self.mounts["floor"] = floor
         self._meta(server, ceiling)
         for group in self.groups:
             if group == "counts":
                 self._count_requests(ctx, server)
             else:
                 self._group(ctx, group)
+        self.results["meta"]["load_end"] = os.getloadavg()
 
     def _meta(self, server: LocalS3Server, ceiling: Boto3Ceiling) -> None:
         options = {"boto3": ceiling.options_text()} if "boto3" in self.tool_names else {}
@@ -127,6 +135,7 @@ class Runner:
             "options": options,
             "sizes": dict(self.sizes.__dict__),
             "tools": self.tool_names,
+            "load_start": os.getloadavg(),
         })
 
     def _tool(self, ctx: workloads.Context, name: str) -> Any:
@@ -140,8 +149,9 @@ class Runner:
             log.info("%s: set up in %.1f s", group, time.perf_counter() - begin)
         reps = 1 if group == "big" else self.sizes.reps
         failed: set[str] = set()
+        names = self.tool_names + (["floor"] if group == "tree" and "floor" in self.mounts else [])
         for rep in range(reps):
-            order = self.tool_names[rep % len(self.tool_names):] + self.tool_names[: rep % len(self.tool_names)]
+            order = names[rep % len(names):] + names[: rep % len(names)]
             for name in order:
                 if name in failed:
                     continue

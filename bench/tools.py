@@ -202,7 +202,22 @@ class RcloneMount(Mount):
                 "(provider SeaweedFS, endpoint http://127.0.0.1:PORT); all other options default")
 
 
-MOUNTS: dict[str, type[Mount]] = {"s3regfs": S3regfsMount, "s3fs": S3fsMount, "rclone": RcloneMount}
+class FloorMount(Mount):
+    """bench/floorfs.py: the same tree from a dict through mfusepy, no S3 (the Python FUSE floor)."""
+
+    name = "floor"
+    objects = 10_000
+
+    def command(self, bucket: str, endpoint: str) -> list[str]:
+        return [sys.executable, str(REPO / "bench" / "floorfs.py"), str(self.mountpoint), str(self.objects)]
+
+    def options_text(self) -> str:
+        return ("`python bench/floorfs.py MNT N`: the tree workload's keys served from a Python dict through "
+                "mfusepy/libfuse 3 with s3regfs's readdirplus adapter (entry/attr timeout 1 s), no S3")
+
+
+MOUNTS: dict[str, type[Mount]] = {"s3regfs": S3regfsMount, "s3fs": S3fsMount, "rclone": RcloneMount,
+                                  "floor": FloorMount}
 
 
 class Boto3Ceiling:

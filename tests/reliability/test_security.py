@@ -205,7 +205,7 @@ def test_secrets_never_reach_logs(s3_mounts: MountSet, s3_proxy: S3Proxy, store:
         s3_proxy.fault(INTERNAL_ERROR, op="UploadPart", nth=1)
         s3_proxy.fault(SLOWDOWN, op="PutObject", nth=1)
         s3_proxy.fault(ResetMidBody(after_bytes=1000), op=GET_OPS, nth=2)
-        big, small = blob(12 * MiB, 2), blob(50_000, 3)
+        big, small = blob(6 * MiB, 2), blob(50_000, 3)
         (m.path / "big").write_bytes(big)
         (m.path / "small").write_bytes(small)
         assert sha((m.path / "big").read_bytes()) == sha(big)
@@ -233,8 +233,8 @@ def test_secrets_never_reach_logs(s3_mounts: MountSet, s3_proxy: S3Proxy, store:
                           text=True, env=fake_env, timeout=120)
     outputs["wrong secret"] = done.stdout + done.stderr
     assert done.returncode != 0
-    assert len(outputs["mount"]) > 10_000  # debug logs of a real run were collected
-    import pathlib; pathlib.Path("/tmp/rel/secrets-mount.log").write_text(outputs["mount"]); pathlib.Path("/tmp/rel/secrets-check.log").write_text(outputs["check"] + outputs["wrong secret"])
+    assert len(outputs["mount"]) > 100_000  # debug logs of a real run were collected
+    assert "Credential=***" in outputs["mount"]  # botocore's signing log was there, and redacted
     for name, text in outputs.items():
         for secret in [*secrets, fake_secret]:
             assert secret not in text, f"a secret ({secret[:4]}...) is in the {name} output"
