@@ -27,23 +27,22 @@ detached child and waits for that child's ``READY=1``):
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Self
 
 from s3regfs import exitcodes, logs, mountpoint
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.errors import UserError
+from s3regfs.fs import operations
 from s3regfs.fs.core import RegistryFilesystem
 from s3regfs.fs.operations import RegistryFUSE, S3RegOperations
 from s3regfs.fs.options import FsOptions
-
-import mfusepy  # noqa: E402,I001 - after s3regfs.fs.operations, which selects libfuse 3
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +156,11 @@ class _Mount:
         return self._finish()
 
     def _check_libfuse(self) -> None:
-        if mfusepy.fuse_version_major != 3:
+        major, minor = operations.libfuse_version()
+        if major != 3:
             raise UserError(
-                f"s3regfs needs libfuse 3, but mfusepy loaded libfuse {mfusepy.fuse_version_major}."
-                f"{mfusepy.fuse_version_minor}; install libfuse3 (apt install fuse3) or set FUSE_LIBRARY_NAME=fuse3",
+                f"s3regfs needs libfuse 3, but mfusepy loaded libfuse {major}.{minor}; install libfuse3 "
+                "(apt install fuse3) or set FUSE_LIBRARY_NAME=fuse3",
                 exitcodes.MOUNT,
             )
 
@@ -253,7 +253,7 @@ class _Mount:
             self.notify("STATUS=Finishing pending uploads")
             try:
                 ok = self.core.shutdown()
-            except Exception:  # noqa: BLE001 - a failed flush is lost data, never a crash
+            except Exception:
                 log.exception("finishing pending uploads (%s) failed", why)
                 ok = False
             if not ok:
@@ -264,9 +264,7 @@ class _Mount:
     # -- libfuse hooks -------------------------------------------------------------------
 
     def _on_init(self) -> None:
-        libfuse = getattr(mfusepy, "_libfuse", None)
-        if libfuse is not None:
-            self._fuse_ptr = libfuse.fuse_get_context().contents.fuse
+        self._fuse_ptr = operations.current_fuse()
 
     def _on_destroy(self) -> None:
         if not self._stopping.is_set():
@@ -277,9 +275,8 @@ class _Mount:
 
     def _fuse_exit(self) -> None:
         """Tell the loop to stop at its next request (a lazily detached mount may still get some)."""
-        libfuse = getattr(mfusepy, "_libfuse", None)
-        if libfuse is not None and self._fuse_ptr:
-            libfuse.fuse_exit(ctypes.c_void_p(self._fuse_ptr))
+        if self._fuse_ptr:
+            operations.exit_loop(self._fuse_ptr)
 
     def notify(self, message: str) -> None:
         if self._notify_fn is None:
@@ -310,9 +307,9 @@ class _SignalThread:
         self._handler = handler
         self._quit = threading.Event()
         self._thread = threading.Thread(target=self._run, name="s3regfs-signals", daemon=True)
-        self._old_mask: set[signal.Signals] = set()
+        self._old_mask: set[int | signal.Signals] = set()
 
-    def __enter__(self) -> "_SignalThread":
+    def __enter__(self) -> Self:
         self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         self._thread.start()
         return self
@@ -330,5 +327,5 @@ class _SignalThread:
             if info is not None:
                 try:
                     self._handler(info.si_signo)
-                except Exception:  # noqa: BLE001 - the stop must not die silently
+                except Exception:
                     log.exception("stopping after signal %s failed", info.si_signo)

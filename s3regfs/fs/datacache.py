@@ -120,16 +120,17 @@ class DataCache:
         """Keep every whole block inside ``data`` (read at ``offset`` of a file of ``size`` bytes)."""
         end = offset + len(data)
         index = -(-offset // self.block)
+        view = memoryview(data)  # blocks are written from slices of it, without copies
         while True:
             start = index * self.block
             stop = min(start + self.block, size)
             if stop > end or start >= stop:
                 break
-            self._put(self._name(path, size, index), data[start - offset : stop - offset])
+            self._put(self._name(path, size, index), view[start - offset : stop - offset])
             index += 1
         self._evict()
 
-    def _put(self, name: str, block: bytes) -> None:
+    def _put(self, name: str, block: bytes | memoryview) -> None:
         with self._lock:
             if name in self._index:
                 self._index.move_to_end(name)

@@ -34,7 +34,8 @@ import math
 import os
 import stat
 import threading
-from typing import Any, Callable, Iterator, TypeVar, cast
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 from s3regfs.fs.core import Attr, RegistryFilesystem
 from s3regfs.fs.errors import to_errno
@@ -42,8 +43,8 @@ from s3regfs.fs.errors import to_errno
 if "FUSE_LIBRARY_PATH" not in os.environ:
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy reads it at import
 
-import mfusepy  # noqa: E402
-from mfusepy import FuseOSError, Operations  # noqa: E402
+import mfusepy  # type: ignore[import-untyped]
+from mfusepy import FuseOSError, Operations
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _errors_to_errno(method: _F) -> _F:
     """Run ``method``; any exception becomes ``FuseOSError(to_errno(exc))``."""
 
     @functools.wraps(method)
-    def translated(self: "S3RegOperations", *args: Any, **kwargs: Any) -> Any:
+    def translated(self: S3RegOperations, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the one place errors become errnos
@@ -273,6 +274,27 @@ class S3RegOperations(Operations):  # type: ignore[misc]
     def removexattr(self, path: str, name: str) -> int:
         self.core.removexattr(path, name)
         return 0
+
+
+def libfuse_version() -> tuple[int, int]:
+    """(major, minor) of the libfuse mfusepy loaded."""
+    return int(mfusepy.fuse_version_major), int(mfusepy.fuse_version_minor)
+
+
+def current_fuse() -> int | None:
+    """The ``struct fuse *`` of the FUSE callback running in this thread (for :func:`exit_loop`)."""
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    if libfuse is None:
+        return None
+    context = libfuse.fuse_get_context()
+    return int(context.contents.fuse) if context else None
+
+
+def exit_loop(fuse: int) -> None:
+    """``fuse_exit``: the loop stops at its next request (callable from any thread)."""
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    if libfuse is not None:
+        libfuse.fuse_exit(ctypes.c_void_p(fuse))
 
 
 class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]

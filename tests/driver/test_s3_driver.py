@@ -477,7 +477,7 @@ def test_reader_resumes_a_broken_stream(s3_driver_params: dict[str, Any], s3_ser
     assert got == data[100:]
 
 
-def test_large_sequential_read_prefetches_ranges(small: StorageDriver) -> None:
+def test_large_sequential_read(small: StorageDriver) -> None:
     data = blob(23 * MiB)
     small.put_content("/big", data)
     stream = small.reader("/big", 3)

@@ -10,8 +10,8 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from mfusepy import FuseOSError

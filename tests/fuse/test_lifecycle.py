@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ MiB = 1024 * 1024
 
 def _mount_cli(*args: str, timeout: float = 90, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "s3regfs", "mount", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, check=False)
 
 
 def _keys(server: LocalS3Server, bucket: str) -> dict[str, bytes]:
@@ -90,6 +91,21 @@ def test_wrong_credentials_fail_the_mount(tmp_path: Path, s3_driver_params: dict
     assert "not-the-secret-key" not in done.stderr
 
 
+def _super_options(path: Path) -> set[str]:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(path):
+            return set(line.split(" - ")[1].split()[2].split(",")) | set(fields[5].split(","))
+    raise AssertionError(f"{path} is not mounted")
+
+
+def test_mount_options_by_default_and_with_allow_other(mount_factory: Callable[..., Mount]) -> None:
+    private = mount_factory()
+    assert not {"allow_other", "default_permissions"} & _super_options(private.path)
+    shared = mount_factory(options={"allow_other": True, "ro": True})
+    assert {"allow_other", "default_permissions", "ro"} <= _super_options(shared.path)
+
+
 # -- background and systemd ------------------------------------------------------------------------
 
 
@@ -127,7 +143,7 @@ def test_background_mount_returns_once_the_mount_answers(tmp_path: Path) -> None
         assert len(pids) == 1 and pids[0] != os.getpid()
         assert os.getsid(pids[0]) != os.getsid(0)  # detached: its own session
     finally:
-        subprocess.run(["fusermount3", "-u", str(path)], capture_output=True)
+        subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, check=False)
         _wait_gone(pids, 30)
     assert mounts.mountpoints.mounted_at(str(path)) is None
 

@@ -22,7 +22,6 @@ duration (default 180).
 from __future__ import annotations
 
 import collections
-import errno
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ import pytest
 
 from tests.reliability.conftest import MountSet
 from tests.reliability.helpers import MiB, BucketView
+from tests.support.s3proxy import S3Proxy
 
 pytestmark = [pytest.mark.soak, pytest.mark.s3, pytest.mark.fuse]
 
@@ -126,6 +126,7 @@ def rss(pid: int) -> int:
 class Soak:
     def __init__(self, a: Path, b: Path, stats: Stats, registry: Registry, stop: threading.Event) -> None:
         self.a, self.b, self.stats, self.registry, self.stop = a, b, stats, registry, stop
+        self.how: dict[str, str] = {}
 
     def guarded(self, name: str, fn: Callable[[random.Random], None], seed: int) -> Callable[[], None]:
         def run() -> None:
@@ -150,8 +151,10 @@ class Soak:
             self._write(upload, data, rng)
             os.rename(upload, final)
             self.stats.op("rename")
+            self.how[digest] = f"renamed from {upload.name} at {time.monotonic():.3f}"
         else:
             self._write(final, data, rng)
+            self.how[digest] = f"written in place, closed at {time.monotonic():.3f}"
         self.stats.op("write", written=len(data))
         self.registry.add(digest)
         if rng.random() < 0.05:
@@ -220,7 +223,12 @@ class Soak:
                 self.stats.error(f"{what}: {digest} committed but not found")
             return
         if got != digest:
-            self.stats.error(f"{what}: {digest}: WRONG BYTES (sha256 {got}, {size} bytes)")
+            try:
+                st = os.stat(blob_path(root, digest)).st_size
+            except OSError as exc:
+                st = exc
+            self.stats.error(f"{what}: {digest}: WRONG BYTES (sha256 {got}, {size} bytes; stat {st}; "
+                             f"{self.how.get(digest)}; now {time.monotonic():.3f})")
         self.stats.op(what, read=size)
 
     def read_tag(self, rng: random.Random) -> None:
@@ -235,9 +243,8 @@ class Soak:
         self.stats.op("read tag", read=65)
 
 
-def test_soak(s3_mounts: MountSet, store: BucketView, tmp_path: Path) -> None:
+def test_soak(s3_mounts: MountSet, store: BucketView, s3_proxy: S3Proxy) -> None:
     options = {"metadata_ttl": str(TTL), "negative_ttl": "0.5"}
-    params = {**s3_mounts.params, "regionendpoint": s3_mounts.params["regionendpoint"]}
     a = s3_mounts.start("a", options=options)
     b = s3_mounts.start("b", options=options)
     stats, registry, stop = Stats(), Registry(), threading.Event()
@@ -290,8 +297,9 @@ def test_soak(s3_mounts: MountSet, store: BucketView, tmp_path: Path) -> None:
         "blobs_live": len(registry.live),
         "blobs_deleted": len(registry.deleted),
         "blobs_checked_in_bucket": checked,
+        "s3_requests": s3_proxy.counts(),
         "errors": len(stats.errors),
-        "first_errors": stats.errors[:10],
+        "first_errors": stats.errors[:50],
         "rss_a_mib": {"start": samples[0]["rss_a"] // MiB, "peak": max(s["rss_a"] for s in samples) // MiB,
                       "end": samples[-1]["rss_a"] // MiB},
         "rss_b_mib": {"start": samples[0]["rss_b"] // MiB, "peak": max(s["rss_b"] for s in samples) // MiB,

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 from s3regfs import mountpoint as mountpoints
 from s3regfs.localserver import LocalS3Server
@@ -98,7 +98,7 @@ class Mount:
         """``fusermount3 -u`` (retried while busy), then the daemon's exit status."""
         deadline = time.monotonic() + timeout
         while self.is_mounted() and self.proc.poll() is None:
-            done = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True, text=True)
+            done = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True, text=True, check=False)
             if done.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)  # busy: a process of the test still has a file open; poll again
@@ -114,7 +114,7 @@ class Mount:
         finally:
             if self.is_mounted():
                 self.events.append("mount left behind: detached lazily")
-                subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True)
+                subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True, check=False)
 
     def _kill(self) -> int:
         self.proc.terminate()

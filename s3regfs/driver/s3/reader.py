@@ -4,28 +4,27 @@ Owns: :func:`read_exact_range` (one ranged GetObject whose body length is
 verified; a short or truncated body is retried, then raised — never returned)
 and :class:`S3Reader`, the stream ``reader(path, offset)`` returns:
 
-* the first ``chunksize`` bytes are streamed from one ranged GetObject, so a
-  small read of a large object costs one request;
-* once the caller has read past that, the following ``chunksize`` ranges are
-  fetched in parallel, at most ``partsinflight`` ahead, all pinned to the
-  first response's ETag (``If-Match``) so that a replaced object is never
-  spliced; memory stays ≈ ``chunksize × (partsinflight + 1)``;
-* a stream that breaks mid-body is re-opened at the current offset under the
-  shared retry policy.
+* one GetObject ``Range: bytes=offset-`` (as upstream), read straight from
+  the HTTP response without decoding layers, so memory stays at one read;
+* a stream that breaks mid-body or ends short is re-opened at the current
+  offset, pinned to the first answer's ETag (``If-Match``) so that a
+  replaced object is never spliced, under the shared retry policy; when the
+  budget is spent the error is raised, never a short read.
+
+(Parallel ranged reads are the job of the filesystem's readahead, which
+calls :func:`read_exact_range` concurrently.)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 import urllib3.exceptions
 
-from s3regfs.driver.retry import Deadline, retry_call
+from s3regfs.driver.retry import retry_call
 
 if TYPE_CHECKING:
     from s3regfs.driver.s3.driver import S3Driver
@@ -125,15 +124,9 @@ class S3Reader:
         self._driver = driver
         self._path = path
         self._pos = offset
-        self._block = driver.params.chunksize
-        self._window = driver.params.partsinflight
-        self._size: int | None = None
+        self._end = offset  # end (exclusive) of the object, known after the first answer
         self._etag: str | None = None
-        self._body: Any = None
-        self._body_end = offset  # end (exclusive) of the range the current body covers
-        self._buffer = memoryview(b"")
-        self._prefetch: deque[tuple[int, Future[bytes]]] = deque()
-        self._next_fetch = 0
+        self._raw: Any = None  # the urllib3 response of the open GET
         self._lock = threading.Lock()
         self._closed = False
 
@@ -146,48 +139,48 @@ class S3Reader:
     # -- opening -----------------------------------------------------------------------
 
     def _open_first(self) -> None:
-        """Open the first streamed range; raises PathNotFoundError for a missing key."""
-        start, end = self._pos, self._pos + self._block - 1
+        """One GetObject ``Range: bytes=offset-``; PathNotFoundError for a missing key, 416 → empty."""
+        start = self._pos
         try:
-            resp = _get(self._driver, self._path, f"bytes={start}-{end}", None)
+            resp = _get(self._driver, self._path, f"bytes={start}-", None)
         except botocore.exceptions.ClientError as exc:
             if _is_invalid_range(exc):
-                self._size = start  # offset at or past the end: an empty stream
-                self._body_end = start
-                return
+                return  # offset at or past the end: an empty stream
             raise
         self._etag = resp.get("ETag")
-        total = _total_size(resp)
-        if total is None and not resp.get("ContentRange"):
-            # The server ignored the Range header and sent the whole object.
-            total = int(resp.get("ContentLength", 0))
-            self._skip_prefix(resp["Body"], start)
-            self._body_end = total
+        length = int(resp.get("ContentLength", 0))
+        raw = resp["Body"]._raw_stream
+        if not resp.get("ContentRange"):
+            # The server ignored the Range header and sent the whole object: skip to the offset.
+            self._end = length
+            self._raw = raw
+            self._skip(start)
         else:
-            self._body_end = start + int(resp.get("ContentLength", 0))
-        self._size = total
-        self._body = resp["Body"]
-        self._next_fetch = self._body_end
+            self._end = start + length
+            self._raw = raw
 
-    @staticmethod
-    def _skip_prefix(body: Any, count: int) -> None:
-        while count > 0:
-            chunk = body.read(min(count, STREAM_READ))
+    def _skip(self, count: int) -> None:
+        self._pos = 0
+        while self._pos < count:
+            chunk = self._raw.read(min(count - self._pos, STREAM_READ), decode_content=False)
             if not chunk:
-                return
-            count -= len(chunk)
+                break
+            self._pos += len(chunk)
 
-    def _reopen_body(self) -> None:
-        """Re-open the current streamed range at ``self._pos`` after a broken stream."""
-        self._close_body()
-        resp = _get(self._driver, self._path, f"bytes={self._pos}-{self._body_end - 1}", self._etag)
-        self._body = resp["Body"]
+    def _reopen(self) -> None:
+        """Re-open the stream at ``self._pos`` (same ETag) after it broke."""
+        self._close_raw()
+        resp = _get(self._driver, self._path, f"bytes={self._pos}-{self._end - 1}", self._etag)
+        self._raw = resp["Body"]._raw_stream
 
-    def _close_body(self) -> None:
-        body, self._body = self._body, None
-        if body is not None:
+    def _close_raw(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
             try:
-                body.close()
+                if self._pos >= self._end:
+                    raw.release_conn()  # fully read: the connection goes back to the pool
+                else:
+                    raw.close()
             except Exception:  # noqa: BLE001 - closing a broken stream
                 pass
 
@@ -199,11 +192,9 @@ class S3Reader:
                 raise ValueError("read of closed reader")
             if n is None or n < 0:
                 parts = []
-                while True:
-                    chunk = self._read_some(1 << 30)
-                    if not chunk:
-                        return b"".join(parts)
+                while chunk := self._read_some(STREAM_READ * 8):
                     parts.append(chunk)
+                return b"".join(parts)
             return self._read_some(n) if n else b""
 
     def readinto(self, target: bytearray | memoryview) -> int:
@@ -212,75 +203,29 @@ class S3Reader:
         return len(data)
 
     def _read_some(self, n: int) -> bytes:
-        if self._buffer:
-            return self._take(n)
-        if self._size is not None and self._pos >= self._size:
+        want = min(n, self._end - self._pos)
+        if want <= 0:
+            self._close_raw()
             return b""
-        if self._body is not None and self._pos < self._body_end:
-            return self._read_stream(n)
-        self._close_body()
-        if not self._next_block():
-            return b""
-        return self._take(n)
-
-    def _take(self, n: int) -> bytes:
-        chunk = bytes(self._buffer[:n])
-        self._buffer = self._buffer[len(chunk) :]
-        self._pos += len(chunk)
-        return chunk
-
-    def _read_stream(self, n: int) -> bytes:
-        want = min(n, self._body_end - self._pos)
-        deadline = Deadline(self._driver.retry.deadline)
 
         def attempt() -> bytes:
-            if self._body is None:
-                self._reopen_body()
+            if self._raw is None:
+                self._reopen()
             try:
-                data = self._body.read(want)
+                data = self._raw.read(want, decode_content=False)
             except Exception:
-                self._close_body()
+                self._close_raw()
                 raise
             if not data:
-                self._close_body()
-                raise ShortBodyError(
-                    f"stream of {self._path} ended at {self._pos}, expected data up to {self._body_end}"
-                )
+                self._close_raw()
+                raise ShortBodyError(f"stream of {self._path} ended at {self._pos}, expected {self._end} bytes")
             return data
 
         data = retry_call(
-            attempt, retryable=_retryable, policy=self._driver.retry, deadline=deadline,
-            what=f"stream {self._path}@{self._pos}",
+            attempt, retryable=_retryable, policy=self._driver.retry, what=f"stream {self._path}@{self._pos}"
         )
         self._pos += len(data)
         return data
-
-    def _next_block(self) -> bool:
-        """Make the block at ``self._pos`` the buffer (parallel prefetch); False at the end."""
-        assert self._size is not None
-        self._fill_window()
-        if not self._prefetch:
-            return False
-        start, future = self._prefetch.popleft()
-        data = future.result()
-        expected = min(self._block, self._size - start)
-        if start != self._pos or len(data) != expected:
-            raise ShortBodyError(
-                f"read of {self._path} at {start}: got {len(data)} of {expected} bytes (object changed?)"
-            )
-        self._buffer = memoryview(data)
-        self._fill_window()
-        return True
-
-    def _fill_window(self) -> None:
-        assert self._size is not None
-        pool = self._driver.pool("reader")
-        while len(self._prefetch) < self._window and self._next_fetch < self._size:
-            start = self._next_fetch
-            length = min(self._block, self._size - start)
-            future = pool.submit(read_exact_range, self._driver, self._path, start, length, self._etag)
-            self._prefetch.append((start, future))
-            self._next_fetch = start + length
 
     # -- closing -----------------------------------------------------------------------
 
@@ -289,11 +234,7 @@ class S3Reader:
             if self._closed:
                 return
             self._closed = True
-            self._close_body()
-            for _, future in self._prefetch:
-                future.cancel()
-            self._prefetch.clear()
-            self._buffer = memoryview(b"")
+            self._close_raw()
 
     @property
     def closed(self) -> bool:
