@@ -673,6 +673,7 @@ class RegistryFilesystem:
             with snode.lock:
                 snode.commit()
                 size = snode.size
+                log.warning("PROBE rename %s -> %s: node size %d local=%r", src, dst, size, snode.local is not None)
         if dnode is not None and dnode is not snode:
             self._displace(dnode, dst)
         self._unhide(dst, delete=False)
@@ -687,6 +688,7 @@ class RegistryFilesystem:
         else:
             old = self._cache.lookup(src)
             size = old.size if old is not None and old is not ABSENT else 0
+            log.warning("PROBE rename %s -> %s: no node, cache %r, size %d", src, dst, old, size)
             meta = Meta(False, size, time.time(), local=True)
         self._cache.removed(src)
         self._cache.added(dst, meta)

@@ -828,9 +828,7 @@ def test_write_read_large_streams(s3_driver_params: dict[str, Any]) -> None:
     written = hashlib.sha256()
     w = d.writer("/large")
     start = time.monotonic()
-    counter = 0
     for i in range(size // MiB):
-        counter += 1
         chunk = i.to_bytes(8, "big") + block[8:]  # every MiB distinct
         written.update(chunk)
         assert w.write(chunk) == MiB

@@ -286,6 +286,7 @@ def test_soak(s3_mounts: MountSet, store: BucketView, s3_proxy: S3Proxy) -> None
     if store.uploads():
         stats.error(f"bucket: {len(store.uploads())} multipart uploads left behind")
     assert a.unmount() == 0 and b.unmount() == 0
+    Path("/tmp/rel/soak-a.log").write_text(a.log())
 
     report = {
         "seconds": round(elapsed, 1),

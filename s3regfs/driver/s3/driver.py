@@ -42,6 +42,15 @@ Deviations from upstream (for docs/SEMANTICS.md):
    bucket names); upstream always asks for virtual-hosted style.
 10. Credentials and checksums: static keys only when both are set, else
     boto3's default chain; checksums only where required (§2.2.4).
+11. ``verifyprefixes`` (s3regfs only, off by default, on for the bundled
+    SeaweedFS): every common prefix of a directory listing is confirmed by a
+    one-key listing, and a directory's own marker counts only if a plain
+    listing shows it, because SeaweedFS reports emptied directories for
+    minutes after their last key is gone.
+12. Retries: the one policy of :mod:`s3regfs.driver.retry` (transient
+    errors, an overall deadline) instead of the SDK's default retryer.
+13. ``list_uploads``/``abort_upload`` (for ``s3regfs uploads``) are s3regfs
+    extensions; ``partsinflight`` bounds the writer's background uploads.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Deviations (listed in docs/SEMANTICS.md):
 * ``v4auth: false`` is refused on Amazon S3 with a message that also names
   the region when it is one that only ever accepted Signature Version 4;
 * ``partsinflight`` (s3regfs only): parts uploaded in the background per
-  writer (and ranges prefetched per reader), 1–64, default 4;
+  writer, 1–64, default 4;
 * ``verifyprefixes`` (s3regfs only, default false): check every common prefix
   of a directory listing with a one-key listing, for S3-compatible stores that
   keep reporting emptied "directories" as common prefixes (SeaweedFS, whose

@@ -33,8 +33,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
 from s3regfs.driver.base import FileWriter
 from s3regfs.driver.errors import DriverError, PathNotFoundError, WriterStateError
 from s3regfs.driver.s3.params import MIN_CHUNK_SIZE
@@ -299,10 +297,7 @@ def _list_parts(driver: "S3Driver", key: str, upload_id: str) -> list[Part]:
     parts: list[Part] = []
     kwargs: dict[str, Any] = {"Bucket": driver.bucket, "Key": key, "UploadId": upload_id}
     while True:
-        try:
-            resp = driver.client.list_parts(**kwargs)
-        except botocore.exceptions.ClientError:
-            raise
+        resp = driver.client.list_parts(**kwargs)
         parts.extend(Part(int(p["PartNumber"]), str(p["ETag"]), int(p["Size"])) for p in resp.get("Parts", []))
         if not resp.get("IsTruncated"):
             break
