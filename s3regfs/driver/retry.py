@@ -33,8 +33,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self._end
 
-    def earliest(self, other: "Deadline | None") -> "Deadline":
+    def earliest(self, other: Deadline | None) -> Deadline:
         return self if other is None or self._end <= other._end else other
 
 

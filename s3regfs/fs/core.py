@@ -673,7 +673,6 @@ class RegistryFilesystem:
             with snode.lock:
                 snode.commit()
                 size = snode.size
-                log.warning("PROBE rename %s -> %s: node size %d local=%r", src, dst, size, snode.local is not None)
         if dnode is not None and dnode is not snode:
             self._displace(dnode, dst)
         self._unhide(dst, delete=False)
@@ -687,9 +686,10 @@ class RegistryFilesystem:
                 meta = Meta(False, size, time.time(), local=True)
         else:
             old = self._cache.lookup(src)
-            size = old.size if old is not None and old is not ABSENT else 0
-            log.warning("PROBE rename %s -> %s: no node, cache %r, size %d", src, dst, old, size)
-            meta = Meta(False, size, time.time(), local=True)
+            if old is not None and old is not ABSENT and not old.is_dir:
+                meta = Meta(False, old.size, time.time(), local=True)
+            else:  # nothing known (the cache entry expired meanwhile): ask, never record a guessed size
+                meta = meta_of(self.driver.stat(dst))
         self._cache.removed(src)
         self._cache.added(dst, meta)
         if self._overrides.move(src, dst) is not None:

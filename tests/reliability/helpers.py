@@ -36,7 +36,7 @@ class BucketView:
         except self.client.exceptions.NoSuchKey:
             return None
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.root + "/")
         return [obj["Key"][len(self.root) + 1:] for page in pages for obj in page.get("Contents", [])]
 

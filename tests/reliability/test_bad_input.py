@@ -22,8 +22,9 @@ import re
 import subprocess
 import sys
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -168,7 +169,7 @@ def _contents(key: str, size: int = 5) -> str:
 
 def _merge(text: str, tag: str, inner: str, extra: list[tuple[str, str]]) -> str:
     """Insert ``extra`` (key, element) blocks of ``tag`` among the existing ones in key order (S3 sorts listings)."""
-    pattern = re.compile(rf"<{tag}>.*?</{tag}>", re.S)
+    pattern = re.compile(rf"<{tag}>.*?</{tag}>", re.DOTALL)
     blocks = [(urllib.parse.unquote(re.search(rf"<{inner}>(.*?)</{inner}>", b.group(0)).group(1)), b.group(0))
               for b in pattern.finditer(text)]
     merged = list(blocks)
@@ -187,8 +188,8 @@ def hostile_listing(body: bytes) -> bytes:
     prefix = urllib.parse.unquote(found.group(1)) if found else ""
     if "<Delimiter>" in text:
         text = _merge(text, "Contents", "Key", [(prefix + n, _contents(prefix + n)) for n in HOSTILE_NAMES])
-        prefixes = [(prefix + d, f"<CommonPrefixes><Prefix>{urllib.parse.quote(prefix + d, safe='/')}</Prefix>"
-                     "</CommonPrefixes>") for d in HOSTILE_DIRS]
+        prefixes = [(prefix + d, (f"<CommonPrefixes><Prefix>{urllib.parse.quote(prefix + d, safe='/')}</Prefix>"
+                                  "</CommonPrefixes>")) for d in HOSTILE_DIRS]
         text = _merge(text, "CommonPrefixes", "Prefix", prefixes)
     else:
         text = _merge(text, "Contents", "Key", [(prefix + k, _contents(prefix + k)) for k in HOSTILE_FLAT])
@@ -260,7 +261,7 @@ BAD_PARAMETERS = [
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "s3regfs", *args], capture_output=True, text=True,
-                          env=env or dict(os.environ), timeout=timeout)
+                          env=env or dict(os.environ), timeout=timeout, check=False)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from s3regfs.driver import StorageDriver, StorageDriverError
 from s3regfs.driver.retry import RetryPolicy
 from tests.reliability.conftest import FAST
-from tests.reliability.helpers import MiB, BucketView, blob, sha
+from tests.reliability.helpers import BucketView, MiB, blob, sha
 from tests.support.s3proxy import (
     GET_OPS,
     INTERNAL_ERROR,
@@ -254,7 +255,7 @@ def test_persistent_fault_ends_in_an_error_within_the_deadline(
     call = make(faulty_driver, store)
     rule = s3_proxy.fault(fault, op=op)
     start = time.monotonic()
-    with pytest.raises(Exception):  # driver calls: StorageDriverError; streams and writers: raw, as upstream
+    with pytest.raises(Exception):  # noqa: B017 - driver calls: StorageDriverError; streams, writers: raw
         call()
     elapsed = time.monotonic() - start
     assert rule.fired >= 1
@@ -295,7 +296,7 @@ def test_persistent_part_failure_leaves_no_object_and_cancel_cleans_up(
     s3_proxy.fault(INTERNAL_ERROR, op="UploadPart")
     writer = faulty_driver.writer("/p/big")
     writer.write(blob(50_000, 15))
-    with pytest.raises(Exception):
+    with pytest.raises(StorageDriverError):
         writer.commit()
     assert store.get("p/big") is None
     s3_proxy.clear_rules()

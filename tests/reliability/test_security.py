@@ -24,15 +24,16 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from s3regfs import exitcodes
 from s3regfs.middleware.keys import generate_keypair
 from tests.reliability.conftest import MountSet, s3_cli_args
-from tests.reliability.helpers import MiB, BucketView, blob, sha
+from tests.reliability.helpers import BucketView, MiB, blob, sha
 from tests.support import mounts
 from tests.support.cloudfront_server import CloudFrontServer, s3_origin
 from tests.support.s3proxy import GET_OPS, INTERNAL_ERROR, SLOWDOWN, WRITE_OPS, ResetMidBody, S3Proxy
@@ -56,13 +57,13 @@ def public_dir() -> Iterator[Path]:
     finally:
         for child in path.iterdir():
             if mounts.mountpoints.mounted_at(str(child)):
-                subprocess.run(["fusermount3", "-u", "-z", str(child)], capture_output=True)
+                subprocess.run(["fusermount3", "-u", "-z", str(child)], capture_output=True, check=False)
         shutil.rmtree(path, ignore_errors=True)
 
 
 def as_nobody(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
 def mount_options(path: Path) -> set[str]:
@@ -162,7 +163,7 @@ def test_read_only_refuses_every_write_with_erofs(s3_mounts: MountSet, s3_proxy:
     assert sha(f.read_bytes()) == sha(data)  # reading works
     assert os.listdir(d) == ["file"]
     assert not set(s3_proxy.counts()) & {*WRITE_OPS, "DeleteObject", "DeleteObjects", "AbortMultipartUpload"}
-    assert store.keys() == ["dir/file"]
+    assert store.list_keys() == ["dir/file"]
 
 
 # -- the CloudFront private key ------------------------------------------------------------------
@@ -176,9 +177,9 @@ def test_cloudfront_key_readable_by_others_is_refused_by_mount(tmp_path: Path, m
     mp.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "s3regfs", "mount", "-f", "--driver", "s3", "-o",
-         f"bucket=b,regionendpoint=http://127.0.0.1:9,cloudfront.baseurl=https://cdn.example/,"
-         f"cloudfront.privatekey={key_path},cloudfront.keypairid={KEY_ID}", str(mp)],
-        capture_output=True, text=True, timeout=60)
+         (f"bucket=b,regionendpoint=http://127.0.0.1:9,cloudfront.baseurl=https://cdn.example/,"
+          f"cloudfront.privatekey={key_path},cloudfront.keypairid={KEY_ID}"), str(mp)],
+        capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == exitcodes.CONFIG
     errors = [line for line in done.stderr.splitlines() if line.startswith("s3regfs: error:")]
     assert len(errors) == 1 and str(key_path) in errors[0] and "chmod 600" in errors[0], done.stderr
@@ -225,12 +226,12 @@ def test_secrets_never_reach_logs(s3_mounts: MountSet, s3_proxy: S3Proxy, store:
     for name, cmd in {"uploads": ["uploads", "--debug", *args, "list"],
                       "check": ["check", "--debug", *args]}.items():
         done = subprocess.run([sys.executable, "-m", "s3regfs", *cmd], capture_output=True, text=True, env=env,
-                              timeout=120)
+                              timeout=120, check=False)
         outputs[name] = done.stdout + done.stderr
     fake_secret = "FAKEsecret" + "Zq9" * 10
     fake_args, fake_env = s3_cli_args({**proxied_params, "secretkey": fake_secret})
     done = subprocess.run([sys.executable, "-m", "s3regfs", "check", "--debug", *fake_args], capture_output=True,
-                          text=True, env=fake_env, timeout=120)
+                          text=True, env=fake_env, timeout=120, check=False)
     outputs["wrong secret"] = done.stdout + done.stderr
     assert done.returncode != 0
     assert len(outputs["mount"]) > 100_000  # debug logs of a real run were collected

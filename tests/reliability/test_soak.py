@@ -22,20 +22,22 @@ duration (default 180).
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from tests.reliability.conftest import MountSet
-from tests.reliability.helpers import MiB, BucketView
+from tests.reliability.helpers import BucketView, MiB
 from tests.support.s3proxy import S3Proxy
 
 pytestmark = [pytest.mark.soak, pytest.mark.s3, pytest.mark.fuse]
@@ -166,8 +168,7 @@ class Soak:
     def _write(self, path: Path, data: bytes, rng: random.Random) -> None:
         block = rng.choice([4096, 65536, 1 << 20])
         with open(path, "wb", buffering=0) as f:
-            for i in range(0, len(data), block):
-                f.write(data[i:i + block])
+            f.writelines(data[i:i + block] for i in range(0, len(data), block))
             if rng.random() < 0.1:
                 os.fsync(f.fileno())
                 self.stats.op("fsync")
@@ -237,6 +238,13 @@ class Soak:
             text = tag.read_bytes().decode()
         except FileNotFoundError:
             return
+        except OSError as exc:
+            if exc.errno != errno.ESTALE:
+                raise
+            # Known limitation (docs/RELIABILITY.md): fstat() of a file whose name another thread
+            # replaced since open() is ESTALE with libfuse's path-based API and hard_remove.
+            self.stats.op("ESTALE: tag replaced between open and fstat")
+            return
         if len(text) != 65 or not text.endswith("\n") or any(c not in "0123456789abcdef" for c in text[:64]):
             self.stats.error(f"tag: torn or partial content {text!r}")
             return
@@ -280,13 +288,12 @@ def test_soak(s3_mounts: MountSet, store: BucketView, s3_proxy: S3Proxy) -> None
     for digest in registry.deleted:
         if store.get(f"blobs/{digest[:2]}/{digest}/data") is not None:
             stats.error(f"bucket: {digest} was deleted but is still there")
-    leftovers = [k for k in store.keys() if k.startswith("uploads/") or "/.tmp-" in k]
+    leftovers = [k for k in store.list_keys() if k.startswith("uploads/") or "/.tmp-" in k]
     if leftovers:
         stats.error(f"bucket: temporary files left behind: {leftovers[:5]}")
     if store.uploads():
         stats.error(f"bucket: {len(store.uploads())} multipart uploads left behind")
     assert a.unmount() == 0 and b.unmount() == 0
-    Path("/tmp/rel/soak-a.log").write_text(a.log())
 
     report = {
         "seconds": round(elapsed, 1),

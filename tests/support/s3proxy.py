@@ -48,8 +48,9 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterator
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -332,14 +333,14 @@ class S3Proxy:
     def is_up(self) -> bool:
         return self._is_up
 
-    def __enter__(self) -> "S3Proxy":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "S3Proxy":
+    def start(self) -> Self:
         """Listen (on a free port unless one was given) and serve."""
         self.up()
         return self
@@ -480,7 +481,7 @@ class S3Proxy:
     def _one_request(self, conn: socket.socket, reader: object, upstream: http.client.HTTPConnection | None,
                      stopping: threading.Event) -> tuple[bool, http.client.HTTPConnection | None]:
         """Serve one request; return (keep the client connection, the upstream connection to reuse)."""
-        method, target, version, headers = _read_head(reader)
+        method, target, _version, headers = _read_head(reader)
         lower = {k.lower(): v for k, v in headers}
         if lower.get("expect", "").lower() == "100-continue":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
