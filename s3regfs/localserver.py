@@ -139,14 +139,14 @@ class LocalS3Server:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def __enter__(self) -> "LocalS3Server":
+    def __enter__(self) -> LocalS3Server:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "LocalS3Server":
+    def start(self) -> LocalS3Server:
         """Start SeaweedFS and wait until a signed request succeeds; retries once on a port clash."""
         if self.running:
             return self

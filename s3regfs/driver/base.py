@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import BinaryIO, Callable, Protocol
+from datetime import UTC, datetime
+from typing import BinaryIO, Protocol
 
 PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
 """Upstream ``PathRegexp`` (``^(/[A-Za-z0-9._-]+)+$``); always use ``fullmatch``."""
 
-ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 """Go's zero ``time.Time``: the mod time s3 reports for directories."""
 
 
@@ -72,6 +73,21 @@ class FileWriter(abc.ABC):
     the upstream texts ``already closed``/``already committed``/``already cancelled``.
     """
 
+    _closed: bool = False
+    _committed: bool = False
+    _cancelled: bool = False
+
+    def _check_open(self) -> None:
+        """Raise the upstream state error unless the writer may still write/commit/cancel."""
+        from s3regfs.driver.errors import WriterStateError
+
+        if self._closed:
+            raise WriterStateError("already closed")
+        if self._committed:
+            raise WriterStateError("already committed")
+        if self._cancelled:
+            raise WriterStateError("already cancelled")
+
     @abc.abstractmethod
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Accept ``data``; return its length."""
@@ -92,7 +108,7 @@ class FileWriter(abc.ABC):
     def cancel(self) -> None:
         """Abandon the write; nothing becomes visible."""
 
-    def __enter__(self) -> "FileWriter":
+    def __enter__(self) -> FileWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import BinaryIO, Callable, TypeVar
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
-from s3regfs.driver.base import PATH_RE, FileInfo, FileWriter, Readable, StorageDriver, WalkFn
+from s3regfs.driver.base import PATH_RE, FileInfo, FileWriter, Readable, WalkFn
 from s3regfs.driver.errors import (
     DriverError,
     FilledBuffer,

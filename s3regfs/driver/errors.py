@@ -16,7 +16,7 @@ class StorageDriverError(Exception):
 
     driver_name: str = ""
 
-    def with_driver(self, name: str) -> "StorageDriverError":
+    def with_driver(self, name: str) -> StorageDriverError:
         """Return this error with ``driver_name`` set (if it was empty)."""
         if not self.driver_name:
             self.driver_name = name

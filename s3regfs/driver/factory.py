@@ -7,7 +7,8 @@ the registry wraps every driver in ``base.Base``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.checked import CheckedDriver
@@ -43,5 +44,5 @@ def create(name: str, parameters: Mapping[str, Any] | None = None) -> StorageDri
 
 def _load_builtin() -> None:
     """Import the built-in drivers so that they register themselves."""
-    import s3regfs.driver.inmemory  # noqa: F401
+    import s3regfs.driver.inmemory
     import s3regfs.driver.s3  # noqa: F401

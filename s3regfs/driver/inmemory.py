@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from s3regfs.driver import factory
 from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, StorageDriver
@@ -41,7 +42,7 @@ class _Upload:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class InMemoryDriver(StorageDriver):
@@ -185,14 +186,6 @@ class _InMemoryWriter(FileWriter):
         self._upload = upload
         self._buffer = bytearray()
         self._closed = self._committed = self._cancelled = False
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise WriterStateError("already closed")
-        if self._committed:
-            raise WriterStateError("already committed")
-        if self._cancelled:
-            raise WriterStateError("already cancelled")
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._check_open()

@@ -43,7 +43,7 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
-def _walk_dir(driver: "StorageDriver", path: str, fn: WalkFn, after: str | None) -> bool:
+def _walk_dir(driver: StorageDriver, path: str, fn: WalkFn, after: str | None) -> bool:
     """Walk the children of ``path`` (those > ``after`` if given); True means stop."""
     children = sorted(driver.list_info(path), key=lambda info: info.path)
     for info in children:
@@ -60,7 +60,7 @@ def _walk_dir(driver: "StorageDriver", path: str, fn: WalkFn, after: str | None)
     return False
 
 
-def walk_fallback(driver: "StorageDriver", root: str, fn: WalkFn, start_after_hint: str = "") -> None:
+def walk_fallback(driver: StorageDriver, root: str, fn: WalkFn, start_after_hint: str = "") -> None:
     """Visit every file and directory under ``root`` via ``driver.list_info``."""
     hint = start_after_hint
     if not hint or not is_subpath(hint, root):

@@ -7,7 +7,8 @@ StorageDriver), :mod:`.reader` (streams and exact ranged reads),
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from s3regfs.driver import factory
 from s3regfs.driver.s3.driver import DRIVER_NAME, S3Driver, UploadInfo

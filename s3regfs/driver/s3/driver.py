@@ -58,10 +58,11 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, BinaryIO, Iterator
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.exceptions
@@ -184,7 +185,7 @@ def fast_timestamp(value: Any) -> datetime:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
 
 

@@ -31,9 +31,10 @@ from __future__ import annotations
 import decimal
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from s3regfs.driver.errors import ParameterError

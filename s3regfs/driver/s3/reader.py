@@ -67,7 +67,7 @@ def _total_size(resp: dict[str, Any]) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _get(driver: "S3Driver", path: str, range_header: str, etag: str | None) -> dict[str, Any]:
+def _get(driver: S3Driver, path: str, range_header: str, etag: str | None) -> dict[str, Any]:
     from s3regfs.driver.s3.driver import map_error
 
     kwargs: dict[str, Any] = {"Bucket": driver.bucket, "Key": driver.s3_path(path), "Range": range_header}
@@ -92,7 +92,7 @@ def _read_body(resp: dict[str, Any]) -> bytes:
 
 
 def read_exact_range(
-    driver: "S3Driver", path: str, offset: int, length: int, etag: str | None = None
+    driver: S3Driver, path: str, offset: int, length: int, etag: str | None = None
 ) -> bytes:
     """``length`` bytes at ``offset`` (fewer only at end of object); 416 → ``b""``."""
     if length <= 0:
@@ -120,7 +120,7 @@ def read_exact_range(
 class S3Reader:
     """A readable binary stream over one object from an offset (see the module docstring)."""
 
-    def __init__(self, driver: "S3Driver", path: str, offset: int) -> None:
+    def __init__(self, driver: S3Driver, path: str, offset: int) -> None:
         self._driver = driver
         self._path = path
         self._pos = offset
@@ -131,7 +131,7 @@ class S3Reader:
         self._closed = False
 
     @classmethod
-    def open(cls, driver: "S3Driver", path: str, offset: int) -> "S3Reader":
+    def open(cls, driver: S3Driver, path: str, offset: int) -> S3Reader:
         reader = cls(driver, path, offset)
         reader._open_first()
         return reader
@@ -243,7 +243,7 @@ class S3Reader:
     def readable(self) -> bool:
         return True
 
-    def __enter__(self) -> "S3Reader":
+    def __enter__(self) -> S3Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:

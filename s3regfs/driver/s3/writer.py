@@ -53,7 +53,7 @@ class Part:
 class S3FileWriter(FileWriter):
     """A FileWriter over one multipart upload (thread-safe)."""
 
-    def __init__(self, driver: "S3Driver", path: str, upload_id: str, parts: list[Part]) -> None:
+    def __init__(self, driver: S3Driver, path: str, upload_id: str, parts: list[Part]) -> None:
         self._driver = driver
         self._path = path
         self._key = driver.s3_path(path)
@@ -79,14 +79,6 @@ class S3FileWriter(FileWriter):
         return self._upload_id
 
     # -- state checks ------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise WriterStateError("already closed")
-        if self._committed:
-            raise WriterStateError("already committed")
-        if self._cancelled:
-            raise WriterStateError("already cancelled")
 
     def _raise_failed(self) -> None:
         with self._state:
@@ -139,7 +131,7 @@ class S3FileWriter(FileWriter):
         )
         return str(resp["ETag"])
 
-    def _part_done(self, future: "Future[str]", number: int, size: int) -> None:
+    def _part_done(self, future: Future[str], number: int, size: int) -> None:
         with self._state:
             self._in_flight -= 1
             if future.cancelled():
@@ -269,7 +261,7 @@ class S3FileWriter(FileWriter):
 # -- opening ---------------------------------------------------------------------------
 
 
-def open_writer(driver: "S3Driver", path: str, append: bool) -> S3FileWriter:
+def open_writer(driver: S3Driver, path: str, append: bool) -> S3FileWriter:
     """``Writer(path, append)``: a new upload, or the resumed oldest upload of the key."""
     key = driver.s3_path(path)
     if not append:
@@ -286,14 +278,14 @@ def open_writer(driver: "S3Driver", path: str, append: bool) -> S3FileWriter:
     return S3FileWriter(driver, path, upload["UploadId"], _list_parts(driver, key, upload["UploadId"]))
 
 
-def _fresh(driver: "S3Driver", path: str) -> S3FileWriter:
+def _fresh(driver: S3Driver, path: str) -> S3FileWriter:
     resp = driver.client.create_multipart_upload(
         Bucket=driver.bucket, Key=driver.s3_path(path), **driver.write_args()
     )
     return S3FileWriter(driver, path, resp["UploadId"], [])
 
 
-def _list_parts(driver: "S3Driver", key: str, upload_id: str) -> list[Part]:
+def _list_parts(driver: S3Driver, key: str, upload_id: str) -> list[Part]:
     parts: list[Part] = []
     kwargs: dict[str, Any] = {"Bucket": driver.bucket, "Key": key, "UploadId": upload_id}
     while True:
