@@ -258,7 +258,7 @@ class LocalS3Server:
             try:
                 proc.wait(self.stop_grace)
             except subprocess.TimeoutExpired:
-                log.warning("SeaweedFS did not stop within %.1fs; killing it", self.stop_grace)
+                log.info("SeaweedFS did not stop within %.1fs; killing it", self.stop_grace)
                 self._signal_group(proc, signal.SIGKILL)
                 proc.wait(10)
         if proc is not None:
