@@ -31,7 +31,7 @@ class FsOptions:
     # Reads.
     readahead_min: int = 1 * MiB
     readahead_max: int = 64 * MiB
-    readahead_budget: int = 192 * MiB
+    readahead_budget: int = 96 * MiB
     read_parallelism: int = 8
     # Size of one ranged request of a readahead window (the window is fetched as parallel parts).
     read_part_size: int = 8 * MiB

@@ -121,19 +121,20 @@ def map_error(path: str, exc: BaseException) -> BaseException:
 
 _MALLOC_TUNED = False
 _M_ARENA_MAX = -8  # glibc mallopt parameter
-ARENA_MAX = 2
+ARENA_MAX = 1
 
 
 def bound_malloc_retention() -> None:
-    """Limit glibc to ``ARENA_MAX`` malloc arenas (once per process; a no-op without glibc).
+    """Limit glibc to ``ARENA_MAX`` malloc arena(s) (once per process; a no-op without glibc).
 
     Part and readahead buffers (8-10 MiB) are allocated from FUSE and pool threads
-    alike; with glibc's default of up to 8 arenas per core each thread's arena keeps
-    its freed buffers, so a 1 GiB write peaked at 163-197 MiB RSS (idle: 55 MiB) and a
-    cold 1 GiB read at 200-249 MiB.  Two arenas: 134-144 and 148-157 MiB, at no CPU
-    cost.  (A fixed 1 MiB mmap threshold reached 111 MiB but cost 25% more CPU on
-    writes and 2x on reads: every buffer became fresh page faults.)  Must run before
-    the daemon's threads allocate; the driver is created before the FUSE loop starts.
+    alike; with glibc's default of up to 8 arenas per core, each thread's arena keeps
+    its freed buffers, so a 1 GiB write peaked at 163-234 MiB RSS (idle daemon: 55 MiB)
+    and a cold 1 GiB read at 200-249 MiB.  Two arenas: 134-154 MiB; one: 120-140 MiB,
+    at no CPU cost (docs/PERFORMANCE.md).  A fixed 1 MiB mmap threshold reached 111 MiB
+    but cost 25% more CPU on writes and 2x on reads (every buffer became fresh page
+    faults).  Must run before the daemon's threads allocate: the driver is created
+    before the FUSE loop starts.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
