@@ -180,6 +180,13 @@ class RegistryFilesystem:
             raise FsError(errno.ENOENT, f"{path}: no such file or directory")
         return found
 
+    def _resolve_file(self, path: str) -> Meta:
+        """The Meta of the file at ``path``; ENOENT when nothing, EISDIR for a directory."""
+        meta, _ = self._resolve(path)
+        if meta.is_dir:
+            raise FsError(errno.EISDIR, f"{path}: is a directory")
+        return meta
+
     def _lookup_local(self, path: str) -> Meta | None:
         """What this mount knows about ``path`` without a request: Meta, ABSENT, or None."""
         if path == "/":
@@ -382,9 +389,7 @@ class RegistryFilesystem:
             with self._ns:
                 node = self._nodes.get(dpath)
             if node is None:
-                meta, _ = self._resolve(dpath)
-                if meta.is_dir:
-                    raise FsError(errno.EISDIR, f"{dpath}: is a directory")
+                meta = self._resolve_file(dpath)
                 node = self._attach(Node(self._ctx, dpath, meta))
             return self._open_node(node, flags)
 
@@ -488,9 +493,7 @@ class RegistryFilesystem:
             if node is not None:
                 node.truncate(length)
                 return
-            meta, _ = self._resolve(dpath)
-            if meta.is_dir:
-                raise FsError(errno.EISDIR, f"{dpath}: is a directory")
+            meta = self._resolve_file(dpath)
             if meta.size == length:
                 return
             scratch = Node(self._ctx, dpath, meta)
@@ -569,9 +572,7 @@ class RegistryFilesystem:
             with self._ns:
                 node = self._nodes.get(dpath)
             if node is None:
-                meta, _ = self._resolve(dpath)
-                if meta.is_dir:
-                    raise FsError(errno.EISDIR, f"{dpath}: is a directory")
+                self._resolve_file(dpath)
                 self._delete_file_key(dpath)
             else:
                 self._unlink_open(node, dpath)
