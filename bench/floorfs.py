@@ -4,7 +4,8 @@
 Owns nothing the benchmark times; it is the evidence for docs/PERFORMANCE.md:
 ``find``/``ls -lR`` over the same registry-shaped tree through this filesystem
 cost what the kernel round trips and mfusepy/libfuse's per-request work cost,
-with no S3, no caches and no locks. Usage (as root)::
+with no S3, no caches and no locks; ``/blob`` (256 MiB of zeros) gives the same
+floor for 4 KiB random reads (``fio --rw=randread --bs=4k``). Usage (as root)::
 
     python bench/floorfs.py MOUNTPOINT [OBJECTS]   # foreground; fusermount3 -u MOUNTPOINT ends it
 """
@@ -26,13 +27,16 @@ import mfusepy  # noqa: E402
 
 DIR = stat_dict(Attr(stat.S_IFDIR | 0o755, 0, 0.0, 2, 0, 0))
 FILE = stat_dict(Attr(stat.S_IFREG | 0o644, 71, 0.0, 1, 0, 0))
+BLOB_SIZE = 256 * 1024 * 1024
+BLOB = stat_dict(Attr(stat.S_IFREG | 0o644, BLOB_SIZE, 0.0, 1, 0, 0))
+ZEROS = bytes(1024 * 1024)
 
 
 class Floor(mfusepy.Operations):  # type: ignore[misc]
     use_ns = True
 
     def __init__(self, keys: list[str]) -> None:
-        self.dirs: dict[str, dict[str, dict[str, int]]] = {"/": {}}
+        self.dirs: dict[str, dict[str, dict[str, int]]] = {"/": {}}  # /blob is not listed (find counts files)
         for key in keys:
             parts = key.split("/")
             path = ""
@@ -45,6 +49,8 @@ class Floor(mfusepy.Operations):  # type: ignore[misc]
         self.files = {"/" + key for key in keys}
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        if path == "/blob":
+            return BLOB
         if path in self.dirs:
             return DIR
         if path in self.files:
@@ -60,6 +66,14 @@ class Floor(mfusepy.Operations):  # type: ignore[misc]
 
     def releasedir(self, path: str, fh: int) -> int:
         return 0
+
+    def open(self, path: str, flags: int) -> int:
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        """``/blob``: 256 MiB of zeros, for the per-request cost of small reads."""
+        size = max(0, min(size, BLOB_SIZE - offset, len(ZEROS)))
+        return ZEROS[:size]
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         raise mfusepy.FuseOSError(errno.ENODATA)

@@ -235,7 +235,12 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         bars = ax.bar(tools, values, color=[colours[t] for t in tools])
         ax.bar_label(bars, labels=[metric.fmt.format(v) for v in values], fontsize=8)
         better = "higher" if metric.higher_is_better else "lower"
-        ax.set_title(f"{metric.label.replace('`', '')}\n{metric.unit} ({better} is better)", fontsize=9)
+        positive = [v for v in values if v > 0]
+        log_scale = bool(positive) and max(positive) / min(positive) > 30
+        if log_scale:  # e.g. s3fs's random reads from a fully downloaded file next to ranged GETs
+            ax.set_yscale("log")
+        scale = ", log scale" if log_scale else ""
+        ax.set_title(f"{metric.label.replace('`', '')}\n{metric.unit} ({better} is better{scale})", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.margins(y=0.15)
     for ax in list(axes.flat)[len(shown):]:

@@ -103,11 +103,7 @@ class DataCache:
         for i, name in zip(range(first, last + 1), names):
             start = max(offset, i * self.block)
             end = min(offset + length, (i + 1) * self.block)
-            try:
-                with open(os.path.join(self.directory, name), "rb", buffering=0) as f:
-                    data = os.pread(f.fileno(), end - start, start - i * self.block)
-            except OSError:
-                data = b""
+            data = _pread(self.directory + os.sep + name, end - start, start - i * self.block)
             if len(data) != end - start:
                 self._drop(name)
                 self.misses += 1
@@ -156,6 +152,20 @@ class DataCache:
             if size is not None:
                 self._total -= size
         _unlink(os.path.join(self.directory, name))
+
+
+def _pread(path: str, length: int, offset: int) -> bytes:
+    """``length`` bytes at ``offset`` of ``path`` (b"" when it is gone): plain os calls, no file object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, length, offset)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:

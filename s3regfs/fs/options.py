@@ -34,7 +34,7 @@ class FsOptions:
     readahead_budget: int = 96 * MiB
     read_parallelism: int = 8
     # Size of one ranged request of a readahead window (the window is fetched as parallel parts).
-    read_part_size: int = 8 * MiB
+    read_part_size: int = 16 * MiB
     # Local data cache for immutable content (registry blobs), size-bounded LRU on disk; 0 disables.
     data_cache_size: int = 1024 * MiB
     immutable_prefixes: tuple[str, ...] = ("/docker/registry/v2/blobs/",)
