@@ -83,7 +83,7 @@ def main() -> None:
     mountpoint = sys.argv[1]
     objects = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     RegistryFUSE(Floor(tree_keys(objects)), mountpoint, foreground=True, ro=True, fsname="floorfs",
-                 entry_timeout=1.0, attr_timeout=1.0, max_threads=64)
+                 entry_timeout=1.0, attr_timeout=1.0, max_threads=64, max_idle_threads=64)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ Notify = Callable[[str], Any]
 
 FUSE_THREADS = 64
 """libfuse ``max_threads``: requests served at once (a flush waiting for its upload holds one)."""
-IDLE_THREADS = 16
-"""libfuse ``max_idle_threads``: workers kept between bursts."""
+IDLE_THREADS = FUSE_THREADS
+"""libfuse ``max_idle_threads``: workers kept between bursts: all of them, since each keeps its
+Python thread state for good (:class:`~s3regfs.fs.operations.RegistryFUSE`)."""
 READ_AHEAD_KB = 4096
 """Kernel readahead of the mount (bdi ``read_ahead_kb``): sequential reads come as 1 MiB requests."""
 READY_TIMEOUT = 120.0

@@ -292,6 +292,14 @@ _OPTIONS = [
         "how long attributes and listings are cached; another mount's changes show up within it",
     ),
     Option(
+        "digest_ttl",
+        "fs",
+        parse_seconds,
+        _seconds_doc("digest_ttl"),
+        "how long attributes and listings of digest paths (…/sha256/<hex> and below: content-addressed "
+        "blobs and links) are cached; never shorter than metadata_ttl",
+    ),
+    Option(
         "negative_ttl", "fs", parse_seconds, _seconds_doc("negative_ttl"), "how long a missing name is cached"
     ),
     Option(

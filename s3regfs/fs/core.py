@@ -83,10 +83,11 @@ class RegistryFilesystem:
         self.options = options
         self.mount_time = time.time()
         self._cache = MetaCache(
-            options.metadata_ttl, options.negative_ttl, options.metadata_cache_entries, clock
+            options.metadata_ttl, options.negative_ttl, options.metadata_cache_entries, clock,
+            digest_ttl=options.digest_ttl,
         )
-        self._lister = Lister(driver, self._cache, options.metadata_ttl, options.listing_walk_ahead)
         self._pool = ThreadPoolExecutor(max(1, options.read_parallelism), thread_name_prefix="s3regfs-io")
+        self._lister = Lister(driver, self._cache, options.metadata_ttl, options.listing_walk_ahead, self._pool)
         self._budget = ByteBudget(options.readahead_budget)
         self._spill = SpillArea(os.path.join(options.cache_dir, "spill"))
         self._datacache = self._open_datacache()

@@ -10,7 +10,11 @@ Owns how a directory's entries are learned and put into the :class:`MetaCache`:
   subtree with the driver's flat ``walk`` and stops after that many files; every
   subdirectory the walk finished is cached, so ``find``/``ls -R`` cost about one LIST per
   1000 keys instead of one per directory.  A later listing of a directory the walk has not
-  finished resumes it once (``start_after_hint``), then falls back to ``list_info``.
+  finished resumes it once (``start_after_hint``), then falls back to ``list_info``;
+* pipelining: after a batch the reader had to wait for, the next batch is fetched in the
+  background (``executor``), and when the reader reaches the first directory of a batch
+  fetched that way, the one after it: at most one batch ahead of the reader, so a walk
+  nobody follows stops after one extra LIST.
 
 The walk relies on the contract's order: a directory is reported before anything below it and
 its subtree is contiguous (true of depth-first order and of S3 key order).
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from s3regfs.driver.base import FileInfo, StorageDriver
@@ -73,18 +78,25 @@ class _Session:
     chain: list[str] = field(default_factory=list)
     partial: dict[str, Listing] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    first_closed: str | None = None  # the first directory the current batch cached
+    background: bool = False  # the current batch is fetched ahead of the reader
+    fetching: bool = False  # a background worker is queued or running
+    more: bool = False  # the worker should fetch one more batch after this one
 
 
 class Lister:
     """Fetches listings through the driver and caches them."""
 
-    def __init__(self, driver: StorageDriver, cache: MetaCache, ttl: float, walk_ahead: int) -> None:
+    def __init__(self, driver: StorageDriver, cache: MetaCache, ttl: float, walk_ahead: int,
+                 executor: Executor | None = None) -> None:
         self.driver = driver
         self.cache = cache
         self.ttl = ttl
         self.walk_ahead = walk_ahead if ttl > 0 else 0
+        self.executor = executor
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
+        self._triggers: dict[str, _Session] = {}  # directory -> session to advance when it is read
         self._warned: set[tuple[str, str]] = set()
 
     # -- public ------------------------------------------------------------------------------------
@@ -93,6 +105,8 @@ class Lister:
         """The entries of ``directory`` (cached or fetched); PathNotFoundError when it has none."""
         cached = self.cache.listing(directory)
         if cached is not None:
+            if self._triggers:
+                self._reached(directory)
             return cached
         if self.walk_ahead > 0:
             entries = self._via_walk(directory)
@@ -109,6 +123,7 @@ class Lister:
                 if r == directory or is_under(r, directory) or is_under(directory, r)
             ]:
                 del self._sessions[root]
+            self._triggers = {d: s for d, s in self._triggers.items() if self._sessions.get(s.root) is s}
 
     # -- plain listing -----------------------------------------------------------------------------
 
@@ -155,8 +170,11 @@ class Lister:
         """The deepest live session whose root covers ``directory``, or a new one rooted there."""
         now = self.cache.now()
         with self._lock:
-            for root in [r for r, s in self._sessions.items() if s.done or now - s.stamp > self.ttl]:
+            stale = [r for r, s in self._sessions.items() if s.done or now - s.stamp > self.ttl]
+            for root in stale:
                 del self._sessions[root]
+            if stale and self._triggers:
+                self._triggers = {d: s for d, s in self._triggers.items() if self._sessions.get(s.root) is s}
             best: _Session | None = None
             for session in self._sessions.values():
                 covers = session.root == directory or is_under(directory, session.root)
@@ -176,18 +194,63 @@ class Lister:
         session, _ = self._session_for(directory)
         with session.lock:
             cached = self.cache.listing(directory)
-            if cached is not None or session.done:
-                return cached
-            self._advance(session)
-            if session.done and session.root == directory and session.root_empty:
-                raise PathNotFoundError(directory)
-        return self.cache.listing(directory)
+            if cached is None and not session.done:
+                self._advance(session)
+                if session.done and session.root == directory and session.root_empty:
+                    raise PathNotFoundError(directory)
+                cached = self.cache.listing(directory)
+        self._fetch_next(session)
+        return cached
 
-    def _advance(self, session: _Session) -> None:
+    # -- pipelining ---------------------------------------------------------------------------------
+
+    def _reached(self, directory: str) -> None:
+        """The reader got to ``directory``: if a background batch starts there, fetch the next one."""
+        with self._lock:
+            session = self._triggers.pop(directory, None)
+            if session is None or self._sessions.get(session.root) is not session:
+                return
+        self._fetch_next(session)
+
+    def _fetch_next(self, session: _Session) -> None:
+        """Have the session's next batch fetched in the background (one worker per session)."""
+        if self.executor is None or session.done:
+            return
+        with self._lock:
+            if session.fetching:
+                session.more = True  # the running worker goes on with one more batch
+                return
+            session.fetching = True
+            session.more = False
+        try:
+            self.executor.submit(self._background, session)
+        except RuntimeError:  # the executor is shut down (unmounting)
+            session.fetching = False
+
+    def _background(self, session: _Session) -> None:
+        try:
+            while True:
+                with session.lock:
+                    if session.done:
+                        return
+                    self._advance(session, background=True)
+                with self._lock:
+                    if not session.more or session.done:
+                        return
+                    session.more = False
+        except Exception:  # noqa: BLE001 - the reader repeats the batch itself and sees the error
+            log.debug("background listing of %s failed", session.root, exc_info=True)
+        finally:
+            with self._lock:
+                session.fetching = False
+
+    def _advance(self, session: _Session, background: bool = False) -> None:
         """Walk about ``walk_ahead`` more files of the session; cache every directory it finished."""
         stamp = self.cache.now()
         files = 0
         bad: dict[str, list[str]] = {}
+        session.first_closed = None
+        session.background = background
         root = session.root
         prefix = _prefix(root)
 
@@ -248,6 +311,11 @@ class Lister:
         if directory == session.root and not entries:
             session.root_empty = True  # no key below the root: "no such directory" for the driver
             return
+        if session.first_closed is None:
+            session.first_closed = directory
+            if session.background:  # the reader reaching this batch asks for the next one
+                with self._lock:
+                    self._triggers[directory] = session
         self.cache.put_listing(directory, entries, stamp)
 
 

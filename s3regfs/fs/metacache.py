@@ -1,12 +1,16 @@
 """The metadata cache: attributes, directory listings and negative entries, behind one lock.
 
-Owns three cachetools ``TTLCache`` maps:
+Owns three cachetools maps:
 
 * ``attrs``: path → :class:`Meta` learned from a ``stat`` or from this mount's own change;
 * ``listings``: directory → {name: Meta}, a whole directory as a listing returned it (its size
   in the cache is its number of entries, so ``metadata_cache_entries`` bounds entries, not
   directories);
 * ``absent``: path → stamp, names known not to exist (``negative_ttl``).
+
+Attributes and listings live ``metadata_ttl``, except those of digest paths
+(:func:`~s3regfs.fs.paths.digest_path`: ``…/sha256/<hex>`` and below, content-addressed in the
+registry layout), which live ``digest_ttl`` (a per-entry expiry: cachetools ``TLRUCache``).
 
 Every value carries the clock time it was learned; :meth:`MetaCache.lookup` answers from the
 newest of the three that knows the path, so a listing fetched after a ``stat`` wins and an
@@ -26,9 +30,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from cachetools import TTLCache
+from cachetools import TLRUCache, TTLCache
 
-from s3regfs.fs.paths import basename, is_under, parent
+from s3regfs.fs.paths import basename, digest_path, is_under, parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +60,24 @@ class MetaCache:
         negative_ttl: float,
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
+        digest_ttl: float = 0.0,
     ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._enabled = ttl > 0
         size = max(1, max_entries)
-        self._attrs: TTLCache[str, tuple[float, Meta]] = TTLCache(size, max(ttl, 1e-9), timer=clock)
+        long_ttl = max(ttl, digest_ttl) if self._enabled else ttl
+
+        def expiry(key: str, _value: object, now: float) -> float:
+            return now + (long_ttl if digest_path(key) else ttl)
+
+        self._attrs: TLRUCache[str, tuple[float, Meta]] = TLRUCache(size, expiry, timer=clock)
         self._absent: TTLCache[str, float] = TTLCache(size, max(negative_ttl, 1e-9), timer=clock)
         self._neg_enabled = negative_ttl > 0
-        self._listings: TTLCache[str, tuple[float, Listing]] = TTLCache(
-            size, max(ttl, 1e-9), timer=clock, getsizeof=lambda value: len(value[1]) + 1
+        self._listings: TLRUCache[str, tuple[float, Listing]] = TLRUCache(
+            size, expiry, timer=clock, getsizeof=lambda value: len(value[1]) + 1
         )
-        self._ttl = ttl
+        self._ttl = long_ttl
         # This mount's own changes of the last ``ttl`` seconds, re-applied to a listing fetched
         # before them but stored after them.
         self._changes: dict[str, deque[tuple[float, str, Meta]]] = {}

@@ -18,7 +18,13 @@ fills three gaps of mfusepy 3.1 against libfuse 3:
   attributes of entries given with a non-zero offset);
 * ``rename`` passes the ``renameat2`` flags (``RENAME_NOREPLACE``/``EXCHANGE``)
   instead of dropping them;
-* ``truncate`` passes the file handle of an ``ftruncate``.
+* ``truncate`` passes the file handle of an ``ftruncate``;
+
+and keeps one Python thread state per libfuse worker thread (:func:`_pin_thread_state`):
+a ctypes callback on a thread Python did not start otherwise creates and destroys a
+thread state on every request, a quarter of the per-request cost of a metadata walk
+(docs/PERFORMANCE.md).  :mod:`s3regfs.mount` runs libfuse with ``max_idle_threads`` equal to
+``max_threads``, so workers are never reaped and at most that many thread states exist.
 
 Importing this module selects libfuse 3 for mfusepy (``FUSE_LIBRARY_NAME``)
 unless the environment already chose a library.
@@ -297,8 +303,29 @@ def exit_loop(fuse: int) -> None:
         libfuse.fuse_exit(ctypes.c_void_p(fuse))
 
 
+_pinned = threading.local()
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+
+
+def _pin_thread_state() -> None:
+    """Keep this thread's Python thread state after the callback returns (once per thread).
+
+    The extra ``PyGILState_Ensure`` is never released: the state's counter stays above zero, so
+    ctypes' own release at the end of each callback drops the GIL but keeps the state, and the
+    next callback on this thread reuses it instead of building a new one.
+    """
+    if not getattr(_pinned, "done", False):
+        _gil_ensure()
+        _pinned.done = True
+
+
 class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE with readdirplus attributes, rename flags and ftruncate handles (libfuse 3)."""
+    """mfusepy's FUSE with readdirplus attributes, rename flags, ftruncate handles and pinned thread states."""
+
+    def _wrapper(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        _pin_thread_state()
+        return super()._wrapper(func, *args, **kwargs)
 
     def _decode(self, path: bytes | None) -> str | None:
         return None if path is None else path.decode(self.encoding, self.errors)

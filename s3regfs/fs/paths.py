@@ -76,6 +76,23 @@ def for_create(path: str) -> str:
     raise FsError(err, f"{path}: {reason}", logging.INFO)
 
 
+_DIGEST_DIR = re.compile(
+    r"/(?:sha256/(?:[0-9a-f]{2}/)?[0-9a-f]{64}|sha384/(?:[0-9a-f]{2}/)?[0-9a-f]{96}"
+    r"|sha512/(?:[0-9a-f]{2}/)?[0-9a-f]{128})(?:/|$)"
+)
+
+
+def digest_path(path: str) -> bool:
+    """True for a digest directory of the registry layout and everything below it.
+
+    Digest directories: ``blobs/sha256/<2 hex>/<hex>`` and, in repositories, ``…/sha256/<hex>``.
+
+    What lies there is content-addressed: a blob's ``data``, or a ``link`` holding the digest its
+    path names; it never changes while it exists (it may be deleted).
+    """
+    return _DIGEST_DIR.search(path) is not None
+
+
 def parent(path: str) -> str:
     """``/a/b`` → ``/a``; ``/a`` → ``/``."""
     return path.rsplit("/", 1)[0] or "/"

@@ -48,7 +48,7 @@ REGISTRY_YML = textwrap.dedent("""\
     notifications:
       endpoints: []
     s3regfs:
-      metadata_ttl: 30s
+      metadata_ttl: 45s
       file_mode: 0444
       dir_mode: 555
       allow_other: true
@@ -98,7 +98,7 @@ def test_the_registry_file_gives_driver_middleware_and_mount_options() -> None:
             },
         )
     ]
-    assert cfg.fs.metadata_ttl == 30.0
+    assert cfg.fs.metadata_ttl == 45.0
     assert cfg.fs.file_mode == 0o444
     assert cfg.fs.dir_mode == 0o555  # a YAML 555 is octal too
     assert cfg.mount.allow_other is True
@@ -111,7 +111,7 @@ def test_defaults_without_any_source() -> None:
     cfg = load(text=None, options=["bucket=b,region=us-east-1"])
     assert cfg.driver.name == "s3" and dict(cfg.driver.parameters) == {"bucket": "b", "region": "us-east-1"}
     assert cfg.middleware == ()
-    assert cfg.fs.file_mode == 0o644 and cfg.fs.read_only is False and cfg.fs.metadata_ttl == 5.0
+    assert cfg.fs.file_mode == 0o644 and cfg.fs.read_only is False and cfg.fs.metadata_ttl == 30.0
     assert cfg.mount.log_level == "info" and cfg.mount.foreground is False
 
 
@@ -233,7 +233,7 @@ def test_systemd_implies_foreground() -> None:
 def test_driver_flag_replaces_the_files_driver_and_its_parameters() -> None:
     cfg = load(driver="inmemory")
     assert cfg.driver.name == "inmemory" and dict(cfg.driver.parameters) == {}
-    assert cfg.fs.metadata_ttl == 30.0  # the s3regfs section still applies
+    assert cfg.fs.metadata_ttl == 45.0  # the s3regfs section still applies
     exc = error_of(driver="inmemory", options=["bucket=x"])
     assert "-o bucket: the inmemory driver takes no parameters; remove bucket" in str(exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -85,6 +86,33 @@ def test_walk_ahead_resumes_instead_of_listing_every_directory(make_fs) -> None:
     assert m.driver.count("walk") + m.driver.count("list_info") < 30
 
 
+def _idle(m: Mount) -> None:
+    """Wait until no background listing runs (polls the lister's own flag, with a deadline)."""
+    deadline = time.monotonic() + 10
+    while any(s.fetching for s in list(m.fs._lister._sessions.values())):
+        assert time.monotonic() < deadline, "a background listing never finished"
+        time.sleep(0.001)
+
+
+def test_walk_ahead_fetches_the_next_batch_in_the_background_one_ahead(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(listing_walk_ahead=50)
+    for i in range(400):
+        m.put(f"/t/d{i // 4:03d}/f{i % 4}", b"x")
+    m.driver.reset()
+    m.fs.readdir("/t")
+    _idle(m)
+    assert m.driver.count("walk") == 2, "the batch the reader waited for, and one more ahead of it"
+    seen = 0
+    for name, _ in m.fs.readdir("/t"):
+        entries = m.fs.readdir(f"/t/{name}")
+        assert [n for n, _ in entries] == ["f0", "f1", "f2", "f3"]
+        seen += len(entries)
+    _idle(m)
+    assert seen == 400
+    walks = m.driver.count("walk")
+    assert 400 // 50 <= walks <= 400 // 50 + 3, "about one batch per 50 keys: no batch fetched twice"
+
+
 def test_own_changes_invalidate_at_once(m: Mount) -> None:
     _fill(m, 3)
     assert len(m.fs.readdir("/d")) == 3
@@ -116,6 +144,41 @@ def test_other_writers_changes_show_within_the_ttl(m: Mount) -> None:
     m.clock.advance(m.fs.options.metadata_ttl + 0.1)
     assert m.names("/d") == ["f0001", "late"]
     assert m.fs.getattr("/d/late").size == 18
+
+
+DIGEST = "ab" * 32
+BLOB = f"/docker/registry/v2/blobs/sha256/ab/{DIGEST}/data"
+TAG = "/docker/registry/v2/repositories/r/_manifests/tags/latest/current/link"
+
+
+def test_digest_paths_are_cached_for_the_digest_ttl(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """Content-addressed paths (…/sha256/<hex> and below) outlive metadata_ttl; a tag link does not."""
+    m = make_fs(metadata_ttl=30.0, digest_ttl=600.0, listing_walk_ahead=0)
+    m.put(BLOB, b"blob")
+    m.put(TAG, b"sha256:" + DIGEST.encode())
+    assert m.fs.getattr(f"/docker/registry/v2/blobs/sha256/ab/{DIGEST}").mode & 0o040000
+    assert m.fs.getattr(BLOB).size == 4 and m.fs.getattr(TAG).size == 71
+    m.driver.reset()
+    m.clock.advance(300)
+    assert m.fs.getattr(BLOB).size == 4
+    assert m.fs.getattr(f"/docker/registry/v2/blobs/sha256/ab/{DIGEST}").mode & 0o040000
+    assert m.driver.count() == 0, "the blob and its digest directory come from the cache"
+    assert m.fs.getattr(TAG).size == 71
+    assert m.driver.count("stat") == 1, "the tag link was asked again after metadata_ttl"
+    m.store.delete(BLOB)
+    m.clock.advance(300.1)
+    with pytest.raises(FsError) as info:
+        m.fs.getattr(BLOB)
+    assert info.value.errno == errno.ENOENT, "a deleted blob disappears after digest_ttl"
+
+
+def test_digest_ttl_never_outlives_a_disabled_cache(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_ttl=0.0, negative_ttl=0.0, digest_ttl=600.0)
+    m.put(BLOB, b"blob")
+    assert m.fs.getattr(BLOB).size == 4
+    m.store.delete(BLOB)
+    with pytest.raises(FsError):
+        m.fs.getattr(BLOB)
 
 
 def test_negative_entries_are_cached_briefly(make_fs) -> None:  # type: ignore[no-untyped-def]

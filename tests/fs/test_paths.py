@@ -68,3 +68,26 @@ def test_fuse_path_is_the_driver_path(m: Mount) -> None:
     assert sorted(m.store.list("/")) == ["/a", "/d"]
     assert m.store.get_content("/d/b.c-d_e") == b"2"
     assert paths.for_lookup("/") == "/"
+
+
+_HEX = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"/docker/registry/v2/blobs/sha256/01/{_HEX}", True),
+        (f"/docker/registry/v2/blobs/sha256/01/{_HEX}/data", True),
+        (f"/docker/registry/v2/repositories/a/b/_layers/sha256/{_HEX}/link", True),
+        (f"/docker/registry/v2/repositories/a/_manifests/tags/t/index/sha256/{_HEX}/link", True),
+        (f"/r/_manifests/revisions/sha512/{_HEX * 2}/link", True),
+        ("/docker/registry/v2/blobs/sha256/01", False),
+        ("/docker/registry/v2/repositories/a/_manifests/tags/t/current/link", False),
+        ("/docker/registry/v2/repositories/a/_uploads/u/hashstates/sha256/1024", False),
+        (f"/x/sha256/{_HEX[:-1]}/link", False),
+        (f"/x/sha256/{_HEX}0/link", False),
+        (f"/x/sha256/{_HEX.upper()}/link", False),
+    ],
+)
+def test_digest_paths_are_the_content_addressed_part_of_the_layout(path: str, expected: bool) -> None:
+    assert paths.digest_path(path) is expected
