@@ -55,6 +55,10 @@ IDLE_THREADS = FUSE_THREADS
 Python thread state for good (:class:`~s3regfs.fs.operations.RegistryFUSE`)."""
 READ_AHEAD_KB = 4096
 """Kernel readahead of the mount (bdi ``read_ahead_kb``): sequential reads come as 1 MiB requests."""
+KERNEL_TTL_MAX = 10.0
+"""The kernel's entry/attribute timeout is ``min(metadata_ttl, this)``: repeated ``stat``s of names
+the kernel has seen cost no request at all, and another mount's changes still show within
+``metadata_ttl`` plus at most this."""
 READY_TIMEOUT = 120.0
 """How long the probe waits for the mount to answer before it logs an error."""
 UNMOUNT_GRACE = 10.0
@@ -95,7 +99,7 @@ def probe_storage(driver: StorageDriver) -> None:
 
 def fuse_options(options: FsOptions, allow_other: bool, extra: dict[str, Any]) -> dict[str, Any]:
     """The libfuse ``-o`` options (mfusepy keyword arguments) of a mount."""
-    kernel_ttl = min(1.0, options.metadata_ttl)
+    kernel_ttl = min(KERNEL_TTL_MAX, options.metadata_ttl)
     chosen: dict[str, Any] = {
         "fsname": "s3regfs",
         "subtype": "s3regfs",

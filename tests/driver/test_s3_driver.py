@@ -853,3 +853,31 @@ def test_write_read_large_streams(s3_driver_params: dict[str, Any]) -> None:
     assert total == size and read.digest() == written.digest()
     d.delete("/large")
     assert peak_mib < 400
+
+
+def test_small_puts_skip_expect_continue_and_large_ones_keep_it(driver: StorageDriver) -> None:
+    """A small PutObject is sent at once; a large one still waits for ``100 Continue``."""
+    sent: list[bytes | None] = []
+    inner(driver).client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("Expect"))
+    )
+    small, large = blob(4096), blob(9 * 1024 * 1024)
+    driver.put_content("/small", small)
+    driver.put_content("/large", large)
+    assert sent == [None, b"100-continue"]
+    assert driver.get_content("/small") == small and driver.get_content("/large") == large
+
+
+def test_endpoint_rules_are_not_evaluated_again_for_every_key(driver: StorageDriver) -> None:
+    """The object key is not an endpoint parameter: new keys reuse the resolved endpoint."""
+    ruleset = inner(driver).client._ruleset_resolver._provider.ruleset
+    evaluations = []
+    original = ruleset.evaluate
+    ruleset.evaluate = lambda *a, **k: evaluations.append(1) or original(*a, **k)
+    try:
+        for i in range(20):
+            driver.put_content(f"/k/{i}", b"x")
+        assert [driver.get_content(f"/k/{i}") for i in range(20)] == [b"x"] * 20
+    finally:
+        ruleset.evaluate = original
+    assert len(evaluations) <= 2, "the endpoint was resolved again for new keys"
