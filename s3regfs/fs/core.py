@@ -905,6 +905,8 @@ class RegistryFilesystem:
             )
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._datacache is not None:
+            self._datacache.close()
         return ok
 
     @property

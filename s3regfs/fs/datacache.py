@@ -1,30 +1,66 @@
-"""The local data cache for immutable content: blocks on disk, a size-bounded LRU.
+"""The local data cache for immutable content: one sparse file per blob, a size-bounded LRU.
 
 Owns ``cache_dir/data/``.  Only paths under ``immutable_prefixes`` are cached (registry blobs
 are content-addressed: the bytes at ``blobs/sha256/xx/<digest>/data`` never change), so no
-revalidation is needed; the object's size is part of the block key as a further guard.
-Block files are named by a SHA-256 of (path, size) plus the block index, never by the key
-itself.  Blocks are ``data_cache_block`` bytes (the last block of a file may be shorter);
-only whole blocks are stored.  The index lives in memory and is rebuilt from the directory
-at start (oldest modification first), so the cache survives a remount.
+revalidation is needed; the object's size is part of the key as a further guard.
 
-Thread-safe: one lock around the index; file I/O happens outside it, and a block evicted
-while it is being read is simply a miss.
+Layout: each cached blob is one file ``<key>-<token>.data`` (``key`` a SHA-256 of (path,
+size), never the path itself; ``token`` new for every entry, so a file name is never reused
+after an eviction) into which whole blocks of ``data_cache_block`` bytes are written at their
+offsets (the last block of a file may be shorter; partial blocks are not stored).  One file per
+blob instead of one per block: creating a file per 1 MiB block cost five times the CPU of
+writing the same bytes into one file (ext4, docs/PERFORMANCE.md).
+
+Blocks are written by one background thread (:class:`_Writer`), with ``O_DIRECT`` where the
+file system allows it: filling the page cache with a blob that was just read cost more CPU
+than fetching it (1 CPU-second per GiB against 0.2, docs/PERFORMANCE.md), and the reader does
+not wait for the disk.  At most ``WRITE_QUEUE`` bytes wait to be written (``store`` waits for
+room beyond that); a ``read`` of a block still waiting is answered once it is written.
+
+Which blocks a file holds lives in memory.  ``close()`` (at unmount) syncs each file and writes
+the list of its blocks beside it (``<key>-<token>.blocks``, atomically), so the cache survives
+a clean remount; a data file without its list (after a crash) is deleted at start, since
+unwritten blocks of a sparse file read as zeros.  Eviction is least recently used, a whole blob
+at a time; a blob larger than the whole cache keeps only the blocks that fit.
+
+Thread-safe: one lock around the index; file I/O happens outside it.  A file evicted while it
+is read is read whole (its inode lives until closed) or is a miss (already unlinked).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
+import queue
+import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
+WRITE_QUEUE = 32 * 1024 * 1024
+"""Bytes of blocks waiting to be written at most (each holds a reference to a fetched part)."""
+_ALIGN = 4096
+
+_DATA = ".data"
+_BLOCKS = ".blocks"
+
+
+@dataclass
+class _Entry:
+    """One cached blob: its file and the blocks in it."""
+
+    name: str  # <key>-<token>, without suffix
+    blocks: set[int] = field(default_factory=set)
+    pending: set[int] = field(default_factory=set)  # queued for the writer
+    nbytes: int = 0
+
 
 class DataCache:
-    """Blocks of immutable files on local disk, evicted least recently used first."""
+    """Blocks of immutable files on local disk, one sparse file per file, evicted least recently used first."""
 
     def __init__(self, directory: str, max_bytes: int, block: int, prefixes: tuple[str, ...]) -> None:
         self.directory = directory
@@ -32,12 +68,15 @@ class DataCache:
         self.block = block
         self.prefixes = tuple(prefixes)
         self._lock = threading.Lock()
-        self._index: OrderedDict[str, int] = OrderedDict()
+        self._index: OrderedDict[str, _Entry] = OrderedDict()  # key -> entry, least recently used first
         self._total = 0
+        self._written = threading.Condition(self._lock)  # a queued write finished (or failed)
+        self._queued = 0  # bytes waiting for the writer
         self.hits = 0
         self.misses = 0
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self._load()
+        self._writer = _Writer(self, _direct_io_works(directory))
 
     # -- policy ------------------------------------------------------------------------------------
 
@@ -48,37 +87,8 @@ class DataCache:
     def _key(path: str, size: int) -> str:
         return hashlib.sha256(f"{path}\0{size}".encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
-    def _name(self, path: str, size: int, index: int) -> str:
-        return f"{self._key(path, size)}-{index}"
-
-    # -- index -------------------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        entries = []
-        with os.scandir(self.directory) as it:
-            for entry in it:
-                if ".tmp" in entry.name:
-                    _unlink(entry.path)
-                    continue
-                try:
-                    st = entry.stat()
-                except OSError:
-                    continue
-                entries.append((st.st_mtime, entry.name, st.st_size))
-        for _, name, size in sorted(entries):
-            self._index[name] = size
-            self._total += size
-        self._evict()
-
-    def _evict(self) -> None:
-        doomed = []
-        with self._lock:
-            while self._total > self.max_bytes and self._index:
-                name, size = self._index.popitem(last=False)
-                self._total -= size
-                doomed.append(name)
-        for name in doomed:
-            _unlink(os.path.join(self.directory, name))
+    def _file(self, entry: _Entry, suffix: str = _DATA) -> str:
+        return os.path.join(self.directory, entry.name + suffix)
 
     @property
     def total_bytes(self) -> int:
@@ -92,66 +102,263 @@ class DataCache:
         if length <= 0:
             return b""
         first, last = offset // self.block, (offset + length - 1) // self.block
-        names = [self._name(path, size, i) for i in range(first, last + 1)]
+        key = self._key(path, size)
+        wanted = range(first, last + 1)
         with self._lock:
-            if not all(name in self._index for name in names):
+            entry = self._index.get(key)
+            while entry is not None and any(i in entry.pending for i in wanted):
+                self._written.wait()  # answered from disk once the writer has it there
+                entry = self._index.get(key)
+            if entry is None or not all(i in entry.blocks for i in wanted):
                 self.misses += 1
                 return None
-            for name in names:
-                self._index.move_to_end(name)
-        parts = []
-        for i, name in zip(range(first, last + 1), names):
-            start = max(offset, i * self.block)
-            end = min(offset + length, (i + 1) * self.block)
-            data = _pread(self.directory + os.sep + name, end - start, start - i * self.block)
-            if len(data) != end - start:
-                self._drop(name)
-                self.misses += 1
-                return None
-            parts.append(data)
+            self._index.move_to_end(key)
+        data = _pread(self._file(entry), length, offset)
+        if len(data) != length:
+            self._evict_entry(key, entry)
+            self.misses += 1
+            return None
         self.hits += 1
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return data
 
     def store(self, path: str, size: int, offset: int, data: bytes) -> None:
-        """Keep every whole block inside ``data`` (read at ``offset`` of a file of ``size`` bytes)."""
-        end = offset + len(data)
-        index = -(-offset // self.block)
-        view = memoryview(data)  # blocks are written from slices of it, without copies
-        while True:
-            start = index * self.block
-            stop = min(start + self.block, size)
-            if stop > end or start >= stop:
-                break
-            self._put(self._name(path, size, index), view[start - offset : stop - offset])
-            index += 1
+        """Queue every whole block inside ``data`` (read at ``offset`` of a file of ``size`` bytes)."""
+        first = -(-offset // self.block)
+        stop = first
+        while min((stop + 1) * self.block, size) <= offset + len(data) and stop * self.block < size:
+            stop += 1
+        if stop == first:
+            return
+        key = self._key(path, size)
+        with self._lock:
+            entry = self._index.get(key)
+            if entry is None:
+                entry = self._index[key] = _Entry(f"{key}-{secrets.token_hex(4)}")
+            self._index.move_to_end(key)
+            wanted = [i for i in range(first, stop) if i not in entry.blocks and i not in entry.pending]
+            room = self.max_bytes - entry.nbytes - _span(sorted(entry.pending), self.block, size)
+            while wanted and _span(wanted, self.block, size) > room:
+                wanted.pop()  # a blob larger than the whole cache keeps its first blocks
+            if not wanted:
+                return
+            start, end = wanted[0] * self.block, min((wanted[-1] + 1) * self.block, size)
+            while self._queued > 0 and self._queued + (end - start) > WRITE_QUEUE:
+                self._written.wait()  # back-pressure: the writer is behind
+            entry.pending.update(wanted)
+            self._queued += end - start
+        # contiguous blocks: one write from a view of the fetched part, no copy here
+        self._writer.put(_Job(key, entry, wanted, start, memoryview(data)[start - offset : end - offset], size))
+
+    def _written_job(self, job: _Job, ok: bool) -> None:
+        """The writer finished ``job``: its blocks are readable (or, on failure, simply not cached)."""
+        nbytes = len(job.data)
+        job.data = memoryview(b"")  # the fetched part may be freed
+        with self._lock:
+            self._queued -= nbytes
+            job.entry.pending.difference_update(job.blocks)
+            if ok and self._index.get(job.key) is job.entry:
+                added = [i for i in job.blocks if i not in job.entry.blocks]
+                job.entry.blocks.update(added)
+                grown = _span(added, self.block, job.size)
+                job.entry.nbytes += grown
+                self._total += grown
+            self._written.notify_all()
+        if ok:
+            self._evict(keep=job.key)
+
+    def drain(self) -> None:
+        """Wait until every queued block is written."""
+        with self._lock:
+            while self._queued > 0:
+                self._written.wait()
+
+    # -- eviction ----------------------------------------------------------------------------------
+
+    def _evict(self, keep: str | None = None) -> None:
+        doomed: list[_Entry] = []
+        with self._lock:
+            for key in list(self._index):
+                if self._total <= self.max_bytes:
+                    break
+                if key == keep:
+                    continue
+                entry = self._index.pop(key)
+                self._total -= entry.nbytes
+                doomed.append(entry)
+        for entry in doomed:
+            self._remove_files(entry)
+
+    def _evict_entry(self, key: str, entry: _Entry) -> None:
+        with self._lock:
+            if self._index.get(key) is not entry:
+                return
+            del self._index[key]
+            self._total -= entry.nbytes
+        self._remove_files(entry)
+
+    def _remove_files(self, entry: _Entry) -> None:
+        _unlink(self._file(entry, _BLOCKS))  # the list first: a data file without it is never trusted
+        _unlink(self._file(entry))
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish the queued writes, sync every cached file and record its blocks for the next mount."""
+        self.drain()
+        self._writer.stop()
+        with self._lock:
+            entries = list(self._index.values())
+        for entry in entries:
+            try:
+                fd = os.open(self._file(entry), os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                listing = " ".join(str(i) for i in sorted(entry.blocks)).encode()
+                tmp = self._file(entry, _BLOCKS + ".tmp")
+                with open(tmp, "wb") as f:
+                    f.write(listing)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self._file(entry, _BLOCKS))
+            except OSError as exc:
+                log.warning("data cache: cannot record %s: %s", entry.name, exc)
+
+    def _load(self) -> None:
+        found: dict[str, tuple[float, str]] = {}  # name -> (mtime, suffix)
+        names = set()
+        with os.scandir(self.directory) as it:
+            for item in it:
+                names.add(item.name)
+        for name in names:
+            if name.endswith(_BLOCKS) and name[: -len(_BLOCKS)] + _DATA in names:
+                try:
+                    found[name[: -len(_BLOCKS)]] = (os.stat(os.path.join(self.directory, name)).st_mtime, name)
+                except OSError:
+                    continue
+        for name in names:
+            base = name.rsplit(".", 1)[0] if "." in name else name
+            if base not in found:
+                _unlink(os.path.join(self.directory, name))  # no block list (a crash), a tmp, or stray
+        for _, base in sorted((mtime, base) for base, (mtime, _) in found.items()):
+            self._adopt(base)
         self._evict()
 
-    def _put(self, name: str, block: bytes | memoryview) -> None:
-        with self._lock:
-            if name in self._index:
-                self._index.move_to_end(name)
-                return
-        final = os.path.join(self.directory, name)
-        tmp = f"{final}.tmp{threading.get_ident()}"
+    def _adopt(self, base: str) -> None:
+        """Take a data file and its block list from a previous mount into the index."""
+        key = base.split("-", 1)[0]
+        entry = _Entry(base)
         try:
-            with open(tmp, "wb") as f:
-                f.write(block)
-            os.replace(tmp, final)
-        except OSError as exc:
-            log.warning("data cache: cannot store a block in %s: %s", self.directory, exc)
-            _unlink(tmp)
+            with open(self._file(entry, _BLOCKS), "rb") as f:
+                entry.blocks = {int(i) for i in f.read().split()}
+            data_size = os.path.getsize(self._file(entry))
+        except (OSError, ValueError):
+            self._remove_files(entry)
             return
-        with self._lock:
-            if name not in self._index:
-                self._index[name] = len(block)
-                self._total += len(block)
+        blocks = sorted(i for i in entry.blocks if i * self.block < data_size)
+        entry.blocks = set(blocks)
+        entry.nbytes = sum(min(self.block, data_size - i * self.block) for i in blocks)
+        old = self._index.pop(key, None)
+        if old is not None:
+            self._total -= old.nbytes
+            self._remove_files(old)
+        self._index[key] = entry
+        self._total += entry.nbytes
 
-    def _drop(self, name: str) -> None:
-        with self._lock:
-            size = self._index.pop(name, None)
-            if size is not None:
-                self._total -= size
-        _unlink(os.path.join(self.directory, name))
+
+@dataclass
+class _Job:
+    """Blocks to write: ``data`` goes to offset ``start`` of the entry's file."""
+
+    key: str
+    entry: _Entry
+    blocks: list[int]
+    start: int
+    data: memoryview
+    size: int
+
+
+class _Writer:
+    """The data cache's one writer thread (``O_DIRECT`` through a page-aligned buffer when possible)."""
+
+    def __init__(self, cache: DataCache, direct: bool) -> None:
+        self.cache = cache
+        self.direct = direct
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._buffer: mmap.mmap | None = None
+        self._thread = threading.Thread(target=self._run, name="s3regfs-datacache", daemon=True)
+        self._thread.start()
+
+    def put(self, job: _Job) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            ok = False
+            try:
+                ok = self._write(self.cache._file(job.entry), job.data, job.start)
+            except Exception:  # noqa: BLE001 - a cache write may fail; the reader fetches again
+                log.exception("data cache: writing %s failed", job.entry.name)
+            finally:
+                self.cache._written_job(job, ok)
+
+    def _write(self, path: str, data: memoryview, offset: int) -> bool:
+        aligned = len(data) - len(data) % _ALIGN
+        if self.direct and aligned and offset % _ALIGN == 0:
+            if not self._write_direct(path, data[:aligned], offset):
+                return False
+            data, offset = data[aligned:], offset + aligned
+        return not data or _pwrite(path, data, offset)
+
+    def _write_direct(self, path: str, data: memoryview, offset: int) -> bool:
+        if self._buffer is None or len(self._buffer) < len(data):
+            self._buffer = mmap.mmap(-1, max(len(data), 16 * 1024 * 1024))
+        whole = memoryview(self._buffer)
+        buf = whole[: len(data)]
+        try:
+            buf[:] = data
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_DIRECT, 0o600)
+            except OSError:
+                return _pwrite(path, data, offset)
+            try:
+                done = 0
+                while done < len(buf):
+                    done += os.pwrite(fd, buf[done:], offset + done)
+                return True
+            except OSError as exc:
+                log.warning("data cache: cannot store a block in %s: %s", os.path.dirname(path), exc)
+                return False
+            finally:
+                os.close(fd)
+        finally:
+            buf.release()
+            whole.release()
+
+
+def _direct_io_works(directory: str) -> bool:
+    """Whether files in ``directory`` can be opened with ``O_DIRECT`` (not on tmpfs, for one)."""
+    probe = os.path.join(directory, f".probe-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_DIRECT", 0), 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    _unlink(probe)
+    return hasattr(os, "O_DIRECT")
+
+
+def _span(blocks: list[int], block: int, size: int) -> int:
+    """Bytes of the given block indexes in a file of ``size`` bytes."""
+    return sum(min(block, size - i * block) for i in blocks)
 
 
 def _pread(path: str, length: int, offset: int) -> bytes:
@@ -164,6 +371,24 @@ def _pread(path: str, length: int, offset: int) -> bytes:
         return os.pread(fd, length, offset)
     except OSError:
         return b""
+    finally:
+        os.close(fd)
+
+
+def _pwrite(path: str, data: memoryview, offset: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.warning("data cache: cannot store a block in %s: %s", os.path.dirname(path), exc)
+        return False
+    try:
+        written = os.pwrite(fd, data, offset)
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], offset + written)
+        return True
+    except OSError as exc:
+        log.warning("data cache: cannot store a block in %s: %s", os.path.dirname(path), exc)
+        return False
     finally:
         os.close(fd)
 

@@ -176,6 +176,7 @@ def test_data_cache_is_a_size_bounded_lru_named_by_hashes(make_fs) -> None:  # t
         path = BLOB.replace("ab" * 32, f"{i:02d}" * 32)
         m.put(path, _payload(200 * KiB, seed=i))
         m.read_file(path)
+    m.fs._datacache.drain()
     files = os.listdir(m.cache_dir / "data")
     total = sum(os.path.getsize(m.cache_dir / "data" / f) for f in files)
     assert 0 < total <= 256 * KiB
@@ -191,6 +192,48 @@ def test_data_cache_survives_a_remount(make_fs, tmp_path) -> None:  # type: igno
     second = make_fs(store=first.store, cache_dir=tmp_path / "shared", **_small_readahead())
     assert second.read_file(BLOB) == data
     assert second.driver.count("read_range") == 0
+
+
+def test_data_cache_files_without_their_block_list_are_not_trusted(make_fs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a crash (no clean unmount) the cached files are dropped: holes would read as zeros."""
+    data = _payload(1 * MiB)
+    first = make_fs(cache_dir=tmp_path / "shared", **_small_readahead())
+    first.put(BLOB, data)
+    first.read_file(BLOB)
+    first.fs._datacache.drain()
+    assert [f for f in os.listdir(tmp_path / "shared" / "data") if f.endswith(".data")]
+    second = make_fs(store=first.store, cache_dir=tmp_path / "shared", **_small_readahead())  # no shutdown
+    assert second.read_file(BLOB) == data
+    assert second.driver.count("read_range") > 0
+
+
+def test_data_cache_keeps_one_file_per_blob_and_evicts_whole_blobs(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB, data_cache_size=512 * KiB))
+    blobs = {BLOB.replace("ab" * 32, f"{i:02d}" * 32): _payload(256 * KiB, seed=10 + i) for i in range(3)}
+    for path, data in blobs.items():
+        m.put(path, data)
+        assert m.read_file(path) == data
+    m.fs._datacache.drain()  # blocks are written by a background thread
+    files = sorted(os.listdir(m.cache_dir / "data"))
+    assert len(files) == 2 and all(f.endswith(".data") for f in files), "the oldest blob was evicted whole"
+    m.driver.reset()
+    last = list(blobs)[-1]
+    assert m.read_file(last) == blobs[last] and m.driver.count("read_range") == 0
+
+
+def test_a_blob_larger_than_the_data_cache_keeps_what_fits(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB, data_cache_size=256 * KiB))
+    data = _payload(1 * MiB)
+    m.put(BLOB, data)
+    assert m.read_file(BLOB) == data
+    m.fs._datacache.drain()
+    assert m.fs._datacache.total_bytes == 256 * KiB
+    m.driver.reset()
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    assert m.fs.read(fh, 10, 4 * KiB) == data[10 : 10 + 4 * KiB]  # the first blocks are cached
+    m.fs.release(fh)
+    assert m.driver.count("read_range") == 0
+    assert m.read_file(BLOB) == data
 
 
 def test_data_cache_disabled_with_size_zero(make_fs) -> None:  # type: ignore[no-untyped-def]
