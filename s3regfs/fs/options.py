@@ -42,7 +42,7 @@ class FsOptions:
     data_cache_size: int = 1024 * MiB
     immutable_prefixes: tuple[str, ...] = ("/docker/registry/v2/blobs/",)
     # Granularity of the data cache (bytes per cached block).
-    data_cache_block: int = 1 * MiB
+    data_cache_block: int = 256 * 1024
     # Writes: parts in flight per sequential writer (memory ~ chunksize x this).
     write_parts_in_flight: int = 4
     # A written file smaller than this at close is uploaded with one put_content; a file that grows
