@@ -7,14 +7,12 @@ revalidation is needed; the object's size is part of the key as a further guard.
 Layout: each cached blob is one file ``<key>-<token>.data`` (``key`` a SHA-256 of (path,
 size), never the path itself; ``token`` new for every entry, so a file name is never reused
 after an eviction) into which whole blocks of ``data_cache_block`` bytes are written at their
-offsets (the last block of a file may be shorter; partial blocks are not stored).  One file per
-blob instead of one per block: creating a file per 1 MiB block cost five times the CPU of
-writing the same bytes into one file (ext4, docs/PERFORMANCE.md).
+offsets (the last block of a file may be shorter; partial blocks are not stored), so a read
+of any range is one ``pread``.
 
-Blocks are written by one background thread (:class:`_Writer`), with ``O_DIRECT`` where the
-file system allows it: filling the page cache with a blob that was just read cost more CPU
-than fetching it (1 CPU-second per GiB against 0.2, docs/PERFORMANCE.md), and the reader does
-not wait for the disk.  At most ``WRITE_QUEUE`` bytes wait to be written (``store`` waits for
+Blocks are written by one background thread (:class:`_Writer`), with ``O_DIRECT``
+(:mod:`s3regfs.fs.directio`) where the file system allows it, so the reader neither waits for
+the disk nor pays for filling the page cache.  At most ``WRITE_QUEUE`` bytes wait to be written (``store`` waits for
 room beyond that); a ``read`` of a block still waiting is answered once it is written.
 
 Which blocks a file holds lives in memory.  ``close()`` (at unmount) syncs each file and writes
@@ -31,19 +29,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mmap
 import os
 import queue
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from s3regfs.fs import directio
 
 log = logging.getLogger(__name__)
 
 WRITE_QUEUE = 32 * 1024 * 1024
 """Bytes of blocks waiting to be written at most (each holds a reference to a fetched part)."""
-_ALIGN = 4096
 
 _DATA = ".data"
 _BLOCKS = ".blocks"
@@ -136,7 +135,7 @@ class DataCache:
                 entry = self._index[key] = _Entry(f"{key}-{secrets.token_hex(4)}")
             self._index.move_to_end(key)
             wanted = [i for i in range(first, stop) if i not in entry.blocks and i not in entry.pending]
-            room = self.max_bytes - entry.nbytes - _span(sorted(entry.pending), self.block, size)
+            room = self.max_bytes - entry.nbytes - _span(entry.pending, self.block, size)
             while wanted and _span(wanted, self.block, size) > room:
                 wanted.pop()  # a blob larger than the whole cache keeps its first blocks
             if not wanted:
@@ -226,22 +225,20 @@ class DataCache:
                 log.warning("data cache: cannot record %s: %s", entry.name, exc)
 
     def _load(self) -> None:
-        found: dict[str, tuple[float, str]] = {}  # name -> (mtime, suffix)
-        names = set()
         with os.scandir(self.directory) as it:
-            for item in it:
-                names.add(item.name)
+            names = {item.name for item in it}
+        recorded: dict[str, float] = {}  # <key>-<token> with both its files -> mtime of its block list
         for name in names:
-            if name.endswith(_BLOCKS) and name[: -len(_BLOCKS)] + _DATA in names:
+            base = name[: -len(_BLOCKS)]
+            if name.endswith(_BLOCKS) and base + _DATA in names:
                 try:
-                    found[name[: -len(_BLOCKS)]] = (os.stat(os.path.join(self.directory, name)).st_mtime, name)
+                    recorded[base] = os.stat(os.path.join(self.directory, name)).st_mtime
                 except OSError:
                     continue
         for name in names:
-            base = name.rsplit(".", 1)[0] if "." in name else name
-            if base not in found:
+            if name.split(".", 1)[0] not in recorded or name.endswith(".tmp"):
                 _unlink(os.path.join(self.directory, name))  # no block list (a crash), a tmp, or stray
-        for _, base in sorted((mtime, base) for base, (mtime, _) in found.items()):
+        for base in sorted(recorded, key=recorded.__getitem__):
             self._adopt(base)
         self._evict()
 
@@ -256,9 +253,8 @@ class DataCache:
         except (OSError, ValueError):
             self._remove_files(entry)
             return
-        blocks = sorted(i for i in entry.blocks if i * self.block < data_size)
-        entry.blocks = set(blocks)
-        entry.nbytes = sum(min(self.block, data_size - i * self.block) for i in blocks)
+        entry.blocks = {i for i in entry.blocks if i * self.block < data_size}
+        entry.nbytes = _span(entry.blocks, self.block, data_size)
         old = self._index.pop(key, None)
         if old is not None:
             self._total -= old.nbytes
@@ -286,7 +282,6 @@ class _Writer:
         self.cache = cache
         self.direct = direct
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._buffer: mmap.mmap | None = None
         self._thread = threading.Thread(target=self._run, name="s3regfs-datacache", daemon=True)
         self._thread.start()
 
@@ -311,37 +306,22 @@ class _Writer:
                 self.cache._written_job(job, ok)
 
     def _write(self, path: str, data: memoryview, offset: int) -> bool:
-        aligned = len(data) - len(data) % _ALIGN
-        if self.direct and aligned and offset % _ALIGN == 0:
-            if not self._write_direct(path, data[:aligned], offset):
-                return False
-            data, offset = data[aligned:], offset + aligned
-        return not data or _pwrite(path, data, offset)
-
-    def _write_direct(self, path: str, data: memoryview, offset: int) -> bool:
-        if self._buffer is None or len(self._buffer) < len(data):
-            self._buffer = mmap.mmap(-1, max(len(data), 16 * 1024 * 1024))
-        whole = memoryview(self._buffer)
-        buf = whole[: len(data)]
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
         try:
-            buf[:] = data
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_DIRECT, 0o600)
-            except OSError:
-                return _pwrite(path, data, offset)
-            try:
-                done = 0
-                while done < len(buf):
-                    done += os.pwrite(fd, buf[done:], offset + done)
-                return True
-            except OSError as exc:
-                log.warning("data cache: cannot store a block in %s: %s", os.path.dirname(path), exc)
-                return False
-            finally:
-                os.close(fd)
+            fd = os.open(path, flags | os.O_DIRECT, 0o600) if self.direct else None
+        except OSError:
+            fd = None
+        try:
+            done = 0
+            if fd is not None and directio.aligned(offset, len(data) - len(data) % directio.PAGE):
+                done = directio.pwrite(fd, data[: len(data) - len(data) % directio.PAGE], offset)
+            return done == len(data) or _pwrite(path, data[done:], offset + done)
+        except OSError as exc:
+            log.warning("data cache: cannot store a block in %s: %s", os.path.dirname(path), exc)
+            return False
         finally:
-            buf.release()
-            whole.release()
+            if fd is not None:
+                os.close(fd)
 
 
 def _direct_io_works(directory: str) -> bool:
@@ -356,7 +336,7 @@ def _direct_io_works(directory: str) -> bool:
     return hasattr(os, "O_DIRECT")
 
 
-def _span(blocks: list[int], block: int, size: int) -> int:
+def _span(blocks: Iterable[int], block: int, size: int) -> int:
     """Bytes of the given block indexes in a file of ``size`` bytes."""
     return sum(min(block, size - i * block) for i in blocks)
 

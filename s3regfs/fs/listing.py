@@ -225,7 +225,8 @@ class Lister:
         try:
             self.executor.submit(self._background, session)
         except RuntimeError:  # the executor is shut down (unmounting)
-            session.fetching = False
+            with self._lock:
+                session.fetching = False
 
     def _background(self, session: _Session) -> None:
         try:

@@ -7,9 +7,8 @@ the kernel frees it when it is closed or the process dies) or, where the filesys
 behind after an upload, a crash or a kill, and no key can name a local path.
 
 Large page-aligned writes (a streamed file's 1 MiB FUSE writes) go through a second descriptor
-opened with ``O_DIRECT`` (reopened through ``/proc/self/fd``), copied into a page-aligned buffer:
-filling the page cache with every byte written cost up to 1.5 CPU-seconds per GiB here
-(docs/PERFORMANCE.md), direct writes 0.2.  Other writes, and every read, use the page cache;
+opened with ``O_DIRECT`` (reopened through ``/proc/self/fd``; :mod:`s3regfs.fs.directio`).
+Other writes, and every read, use the page cache;
 the kernel keeps both coherent (a direct write flushes and drops the cached pages it covers).
 Where ``O_DIRECT`` is refused (tmpfs, for one), everything is buffered.
 """
@@ -18,24 +17,16 @@ from __future__ import annotations
 
 import errno
 import logging
-import mmap
 import os
 import tempfile
 import threading
+
+from s3regfs.fs import directio
 
 log = logging.getLogger(__name__)
 
 DIRECT_MIN = 64 * 1024
 """Writes at least this large, at page-aligned offsets and of page-aligned lengths, bypass the page cache."""
-_PAGE = 4096
-_buffers = threading.local()  # one page-aligned copy buffer per thread
-
-
-def _aligned_buffer(size: int) -> memoryview:
-    buf = getattr(_buffers, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = _buffers.buf = mmap.mmap(-1, max(size, 1024 * 1024))
-    return memoryview(buf)[:size]
 
 
 class SpillArea:
@@ -120,29 +111,13 @@ class SpillFile:
     def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         size = len(view)
-        if self._direct is not None and size >= DIRECT_MIN and not (offset | size) % _PAGE:
-            done = self._pwrite_direct(offset, view)
+        if self._direct is not None and size >= DIRECT_MIN and directio.aligned(offset, size):
+            done = directio.pwrite(self._direct, view, offset)
             view, offset = view[done:], offset + done  # any rest (a short direct write) is buffered
         while view:
             done = os.pwrite(self.fd, view, offset)
             view = view[done:]
             offset += done
-
-    def _pwrite_direct(self, offset: int, view: memoryview) -> int:
-        """Write ``view`` with O_DIRECT; the bytes written (all, unless the kernel wrote less)."""
-        size = len(view)
-        whole = _aligned_buffer(size)
-        try:
-            whole[:] = view
-            done = 0
-            while done < size:
-                written = os.pwrite(self.fd if self._direct is None else self._direct, whole[done:], offset + done)
-                done += written
-                if written == 0 or done % _PAGE:
-                    break
-            return done
-        finally:
-            whole.release()
 
     def pread(self, offset: int, length: int) -> bytes:
         if length <= 0:
