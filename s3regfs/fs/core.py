@@ -356,7 +356,7 @@ class RegistryFilesystem:
 
     # == opening files ===============================================================================
 
-    def create(self, path: str, flags: int, mode: int) -> int:
+    def create(self, path: str, flags: int, mode: int, pid: int = 0) -> int:
         self._writable()
         dpath = paths.for_create(path)
         with self._paths.hold(dpath):
@@ -365,7 +365,7 @@ class RegistryFilesystem:
             if node is not None:
                 if flags & os.O_EXCL:
                     raise FsError(errno.EEXIST, f"{dpath}: already exists")
-                return self._open_node(node, flags)
+                return self._open_node(node, flags, pid)
             self._unhide(dpath, delete=True)
             found = self._lookup(dpath)
             if found is not None:
@@ -374,15 +374,15 @@ class RegistryFilesystem:
                     raise FsError(errno.EISDIR, f"{dpath}: is a directory")
                 if flags & os.O_EXCL:
                     raise FsError(errno.EEXIST, f"{dpath}: already exists")
-                return self._open_node(self._attach(Node(self._ctx, dpath, meta)), flags)
+                return self._open_node(self._attach(Node(self._ctx, dpath, meta)), flags, pid)
             node = Node(self._ctx, dpath, None)
             node.truncate_to_empty()
             self._attach(node)
             self._cache.added(dpath, node.meta())
             self._overrides.pop(dpath)
-            return self._open_node(node, flags & ~os.O_TRUNC)
+            return self._open_node(node, flags & ~os.O_TRUNC, pid)
 
-    def open(self, path: str, flags: int) -> int:
+    def open(self, path: str, flags: int, pid: int = 0) -> int:
         if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
             self._writable()
         dpath = paths.for_lookup(path)
@@ -392,7 +392,7 @@ class RegistryFilesystem:
             if node is None:
                 meta = self._resolve_file(dpath)
                 node = self._attach(Node(self._ctx, dpath, meta))
-            return self._open_node(node, flags)
+            return self._open_node(node, flags, pid)
 
     def _attach(self, node: Node) -> Node:
         assert node.path is not None
@@ -400,14 +400,14 @@ class RegistryFilesystem:
             self._nodes[node.path] = node
         return node
 
-    def _open_node(self, node: Node, flags: int) -> int:
+    def _open_node(self, node: Node, flags: int, pid: int) -> int:
         with node.lock:
             if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
                 node.truncate_to_empty()
                 if node.path is not None:
                     self._overrides.drop_mtime(node.path)
             node.refs += 1
-        return self._handles.add(node, flags).fh
+        return self._handles.add(node, flags, pid).fh
 
     # == data ========================================================================================
 
@@ -476,6 +476,7 @@ class RegistryFilesystem:
         if not handle.writable:
             raise FsError(errno.EBADF, f"handle {fh} is not open for writing")
         written = handle.node.write(offset, bytes(data), handle.append)
+        handle.wrote = True
         if handle.node.path is not None:
             self._overrides.drop_mtime(handle.node.path)
         return written
@@ -485,7 +486,9 @@ class RegistryFilesystem:
         if length < 0:
             raise FsError(errno.EINVAL, f"{path}: negative length")
         if fh is not None:
-            self._handles.get(fh).node.truncate(length)
+            handle = self._handles.get(fh)
+            handle.node.truncate(length)
+            handle.wrote = True
             return
         dpath = paths.for_lookup(path)
         with self._paths.hold(dpath):
@@ -504,9 +507,18 @@ class RegistryFilesystem:
             finally:
                 scratch.close()
 
-    def flush(self, fh: int) -> None:
+    def flush(self, fh: int, pid: int = 0) -> None:
+        """``close()`` of one descriptor: commit, when this is the writer's own close.
+
+        A flush commits only when something was written through the handle and it comes from
+        the process that opened it.  ``dd``, a shell redirect and ``exec >file`` open the file,
+        ``dup2`` the descriptor and close the original (a flush before any byte), and children
+        that inherited the descriptor close it when they exit (flushes from other processes):
+        committing then would put an empty or partial object at the key.  What those flushes
+        skip is committed by a later flush, ``fsync`` or the last ``release``.
+        """
         handle = self._handles.get(fh)
-        if handle.writable:
+        if handle.writable and handle.wrote and pid == handle.pid:
             handle.node.commit()
 
     def fsync(self, fh: int, datasync: bool) -> None:

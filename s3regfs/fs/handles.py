@@ -2,7 +2,8 @@
 
 Owns:
 
-* :class:`Handle`: one FUSE file handle (``fh``): its node, its open flags, and its read
+* :class:`Handle`: one FUSE file handle (``fh``): its node, its open flags, the process that
+  opened it and whether anything was written through it (the flush rule), and its read
   state (a :class:`~s3regfs.fs.readahead.ReadStream` while it reads from the bucket);
 * :class:`HandleTable`: ``fh`` → Handle, numbered from 1 with a counter, under a lock;
 * :class:`PathLocks`: a lock per path in use, so that namespace operations on the same name
@@ -32,6 +33,8 @@ class Handle:
     fh: int
     node: Node
     flags: int
+    pid: int = 0  # the process that opened it: only its flushes commit (docs/SEMANTICS.md)
+    wrote: bool = False  # a write or truncate went through this handle
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: ReadStream | None = None
     reader_key: tuple[str, int] | None = None
@@ -60,9 +63,9 @@ class HandleTable:
         self._handles: dict[int, Handle] = {}
         self._counter = itertools.count(1)
 
-    def add(self, node: Node, flags: int) -> Handle:
+    def add(self, node: Node, flags: int, pid: int = 0) -> Handle:
         with self._lock:
-            handle = Handle(next(self._counter), node, flags)
+            handle = Handle(next(self._counter), node, flags, pid)
             self._handles[handle.fh] = handle
             return handle
 

@@ -38,6 +38,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -199,11 +200,11 @@ class S3RegOperations(Operations):  # type: ignore[misc]
 
     @_errors_to_errno
     def create(self, path: str, mode: int, flags: int) -> int:
-        return self.core.create(path, flags, mode)
+        return self.core.create(path, flags, mode, caller_process())
 
     @_errors_to_errno
     def open(self, path: str, flags: int) -> int:
-        return self.core.open(path, flags)
+        return self.core.open(path, flags, caller_process())
 
     @_errors_to_errno
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -220,7 +221,7 @@ class S3RegOperations(Operations):  # type: ignore[misc]
 
     @_errors_to_errno
     def flush(self, path: str, fh: int) -> int:
-        self.core.flush(fh)
+        self.core.flush(fh, caller_process())
         return 0
 
     @_errors_to_errno
@@ -280,6 +281,29 @@ class S3RegOperations(Operations):  # type: ignore[misc]
     def removexattr(self, path: str, name: str) -> int:
         self.core.removexattr(path, name)
         return 0
+
+
+def caller_process() -> int:
+    """The process (thread group id) whose request is being served; 0 when unknown.
+
+    FUSE reports the calling *thread*; a multi-threaded writer (the registry, a Go program)
+    may open on one thread and close on another, so the thread is mapped to its process.
+    """
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    context = libfuse.fuse_get_context() if libfuse is not None else None
+    if not context:
+        return 0
+    tid = int(context.contents.pid)
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return tid  # the thread is gone or hidden (another pid namespace): its id is all there is
+    found = _TGID.search(head)
+    return int(found.group(1)) if found else tid
+
+
+_TGID = re.compile(rb"^Tgid:\s*(\d+)", re.MULTILINE)
 
 
 def libfuse_version() -> tuple[int, int]:

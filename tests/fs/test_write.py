@@ -80,6 +80,7 @@ def test_small_file_is_one_put_content(m: Mount) -> None:
 def test_empty_file_created_and_closed_exists(m: Mount) -> None:
     fh = m.fs.create("/empty", NEW, 0o644)
     m.fs.flush(fh)
+    assert m.driver.count("put_content") == 0  # nothing written through the handle: the flush commits nothing
     m.fs.release(fh)
     assert m.store.get_content("/empty") == b""
     assert m.fs.getattr("/empty").size == 0
@@ -215,6 +216,44 @@ def test_open_o_trunc_replaces_the_content_at_close(m: Mount) -> None:
 
 
 # -- commit points -------------------------------------------------------------------------------------------
+
+
+def test_a_flush_before_any_write_commits_nothing(m: Mount) -> None:
+    """``dd``, a shell redirect: open, dup2, close the original descriptor, then write."""
+    m.put("/f", b"previous")
+    fh = m.fs.create("/f", NEW, 0o644, pid=7)
+    m.fs.flush(fh, pid=7)
+    assert m.store.get_content("/f") == b"previous"
+    m.fs.write(fh, 0, b"new")
+    m.fs.flush(fh, pid=7)
+    assert m.store.get_content("/f") == b"new"
+    m.fs.release(fh)
+    assert m.driver.count("put_content") == 1
+
+
+def test_a_flush_from_another_process_commits_nothing(m: Mount) -> None:
+    """A child that inherited the descriptor exits: its close is not the writer's."""
+    fh = m.fs.create("/f", NEW, 0o644, pid=7)
+    m.fs.write(fh, 0, b"half")
+    m.fs.flush(fh, pid=8)
+    assert m.driver.count("put_content") == 0
+    m.fs.write(fh, 4, b"-whole")
+    m.fs.flush(fh, pid=7)
+    assert m.store.get_content("/f") == b"half-whole"
+
+
+def test_what_a_skipped_flush_left_is_committed_at_release_or_fsync(m: Mount) -> None:
+    fh = m.fs.create("/f", NEW, 0o644, pid=7)
+    m.fs.write(fh, 0, b"data")
+    m.fs.flush(fh, pid=8)
+    m.fs.release(fh)
+    assert m.store.get_content("/f") == b"data"
+    fh = m.fs.open("/f", os.O_WRONLY | os.O_TRUNC, pid=7)
+    m.fs.flush(fh, pid=7)
+    assert m.store.get_content("/f") == b"data"
+    m.fs.fsync(fh, False)
+    assert m.store.get_content("/f") == b""
+    m.fs.release(fh)
 
 
 def test_commit_at_first_flush_and_not_again_without_new_writes(m: Mount) -> None:
