@@ -270,3 +270,23 @@ def test_redirect_endpoint_accepted() -> None:
 def test_factory_reports_parameter_errors() -> None:
     with pytest.raises(ParameterError, match="no bucket parameter provided"):
         factory.create("s3aws", {"region": "us-east-1"})
+
+
+# -- rootdirectory: a key prefix of plain components ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("root", "component"),
+    [("/a/../b", ".."), ("..", ".."), ("/registry/..", ".."), ("a//b", "empty"), ("/./x", "."),
+     ("/x/.", "."), ("/a/b//c/", "empty"), ("./", ".")],
+)  # fmt: skip
+def test_rootdirectory_with_dot_dotdot_or_empty_component_is_refused(root: str, component: str) -> None:
+    message = error_of({**BASE, "rootdirectory": root})
+    assert message.startswith(f"the rootdirectory parameter {root} has ")
+    assert (f'a "{component}" component' if component != "empty" else "an empty component") in message
+
+
+@pytest.mark.parametrize("root", ["", "/", "//", "/registry", "registry/", "//registry//", "/a/b/", "a/b",
+                                  "/reg-1/v_2/x.y"])  # fmt: skip
+def test_rootdirectory_leading_and_trailing_slashes_are_still_accepted(root: str) -> None:
+    assert params(rootdirectory=root).rootdirectory == root

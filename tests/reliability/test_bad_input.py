@@ -247,6 +247,7 @@ BAD_PARAMETERS = [
     ("skipverify=yes!", "skipverify", "boolean"),
     ("partsinflight=0", "partsinflight", "between 1"),
     ("redirectendpoint=ftp-no-scheme", "redirectendpoint", "scheme"),
+    ("rootdirectory=/a/../b", "rootdirectory", 'has a ".." component'),
     ("bogus=1", "bogus", "unknown s3 parameter"),
     ("uid=-5", "uid", "between 0"),
     ("gid=root-ish", "gid", "gid"),
@@ -301,6 +302,29 @@ def test_missing_and_broken_config_files(tmp_path: Path) -> None:
     binary = tmp_path / "binary.yml"
     binary.write_bytes(b"\x00\xff\xfe garbage \x01")
     assert_one_line_error(run_cli("mount", "-f", "--config", str(binary), str(mp)), exitcodes.CONFIG, str(binary))
+
+
+@pytest.mark.parametrize("root", ["/a/../b", "a//b", "/./x", "registry/.."])
+def test_a_rootdirectory_with_dot_or_empty_components_is_refused_at_start(tmp_path: Path, root: str) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("version: 0.1\nstorage:\n  s3:\n    bucket: b\n    regionendpoint: http://127.0.0.1:9\n"
+                      f"    rootdirectory: {root}\n")
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    where = f"config file {config} (storage.s3.rootdirectory): the rootdirectory parameter {root} has "
+    for foreground in (["-f"], []):  # the background mount checks before it starts the daemon
+        assert_one_line_error(run_cli("mount", *foreground, "--config", str(config), str(mp)), exitcodes.CONFIG,
+                              where, "component", "correct or remove the value")
+        assert not mounts.mountpoints.mounted_at(str(mp))
+    env = {**os.environ, "REGISTRY_STORAGE_S3_ROOTDIRECTORY": root}
+    assert_one_line_error(run_cli("mount", "-f", "--config", str(config), str(mp), env=env), exitcodes.CONFIG,
+                          "environment variable REGISTRY_STORAGE_S3_ROOTDIRECTORY: the rootdirectory parameter")
+    checked = run_cli("check", "--config", str(config))  # check reports it as its first step, on stdout
+    assert checked.returncode == exitcodes.CONFIG, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stdout + checked.stderr
+    assert checked.stdout.splitlines() == [f"FAIL  configuration: {where}" + checked.stdout.split(" has ", 1)[1]
+                                           .rstrip("\n")]
+    assert "correct or remove the value" in checked.stdout
 
 
 @pytest.mark.parametrize("which", ["secret", "access"])

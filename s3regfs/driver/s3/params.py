@@ -16,6 +16,11 @@ Deviations (listed in docs/SEMANTICS.md):
 * unknown keys are an error naming the key (upstream ignores them);
 * with a ``regionendpoint`` and no ``region`` the region is ``us-east-1``
   (upstream passes the literal ``"<nil>"``, which botocore refuses);
+* a ``rootdirectory`` with a ``.``, ``..`` or empty component (``/a/../b``,
+  ``a//b``, ``/./x``) is an error: S3 keeps such components literally, and
+  no key under that root could be mapped back to a driver path (upstream
+  accepts it, and every write then fails); leading and trailing slashes are
+  stripped as upstream strips them;
 * ``v4auth: false`` is refused on Amazon S3 with a message that also names
   the region when it is one that only ever accepted Signature Version 4;
 * ``partsinflight`` (s3regfs only): parts uploaded in the background per
@@ -284,7 +289,7 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
         0, MAX_CHUNK_SIZE,
     )
     # 14-17
-    values["rootdirectory"] = _string(p("rootdirectory"))
+    values["rootdirectory"] = _root_directory(p("rootdirectory"))
     values["storageclass"] = _storage_class(p("storageclass"))
     values["useragent"] = _string(p("useragent"))
     values["objectacl"] = _object_acl(p("objectacl"))
@@ -306,6 +311,19 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
     _check_v4auth(values)
     _check_redirect_endpoint(values["redirectendpoint"])
     return S3Parameters(**values)
+
+
+def _root_directory(value: Any) -> str:
+    """The root as given (the driver strips leading and trailing ``/``); no ``.``/``..``/empty component."""
+    root = _string(value)
+    for component in root.strip("/").split("/") if root.strip("/") else ():
+        if component in ("", ".", ".."):
+            what = f'a "{component}" component' if component else "an empty component"
+            raise ParameterError(
+                f"the rootdirectory parameter {root} has {what}; S3 keys are not paths, so write the prefix "
+                "with plain names only (e.g. /registry)"
+            )
+    return root
 
 
 def _storage_class(value: Any) -> str:
