@@ -275,7 +275,8 @@ def load_config(args: argparse.Namespace) -> config.Config:
     return config.load(args.config, options=args.options, driver=args.driver, flags=_flags(args))
 
 
-def _setup_logging(level: str, cfg: config.Config | None = None, **extra: Any) -> None:
+def _setup_logging(level: str, cfg: config.Config | None = None, *, warn: bool = True, **extra: Any) -> None:
+    """Set up logging, then log the configuration's warnings (``warn=False``: the caller already did)."""
     mount = cfg.mount if cfg is not None else None
     try:
         logs.setup_logging(
@@ -289,6 +290,8 @@ def _setup_logging(level: str, cfg: config.Config | None = None, **extra: Any) -
             f"log_file {mount.log_file if mount else ''}: {exc.strerror or exc}; choose a writable path",
             exitcodes.CONFIG,
         ) from None
+    for warning in cfg.warnings if cfg is not None and warn else ():
+        logging.getLogger("s3regfs.config").warning("%s", warning)
 
 
 def parse_go_duration(value: str, what: str) -> float:
@@ -396,7 +399,8 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _setup_logging(cfg.mount.log_level, cfg)
         return _background(argv, cfg)
     child = bool(args.daemon_child)
-    _setup_logging(cfg.mount.log_level, cfg, syslog=child and not cfg.mount.log_file)
+    # a background child's warnings were printed by its parent, which has the terminal
+    _setup_logging(cfg.mount.log_level, cfg, warn=not child, syslog=child and not cfg.mount.log_file)
     # In the foreground, notify whenever a supervisor gave us NOTIFY_SOCKET (a no-op otherwise).
     notify: Callable[[str], Any] = _daemon_notify if child else systemd.notify
     driver = config.build_driver(cfg)

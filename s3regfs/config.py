@@ -42,6 +42,7 @@ from s3regfs.configfile import (
     YamlInt,
     apply_registry_env,
     check_version,
+    exposed_secret,
     parse_text,
     plain,
     read_file,
@@ -134,6 +135,8 @@ class Config:
     mount: MountConfig = field(default_factory=MountConfig)
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """For the command to log once logging is set up (a secret in a file others can read)."""
 
     @property
     def read_only(self) -> bool:
@@ -531,6 +534,7 @@ def load(
         raw = parse_text(text, where)
     elif config_file is not None:
         raw = read_file(config_file)
+    warning = exposed_secret(config_file, raw) if text is None and config_file is not None else None
     if text is not None or config_file is not None:
         check_version(raw, where)
     sources: dict[tuple[str, ...], str] = {}
@@ -549,7 +553,7 @@ def load(
         else:
             into.options[key] = value
             into.option_sources[key] = "--" + key.replace("_", "-")
-    return _build(into, driver, env, config_file)
+    return replace(_build(into, driver, env, config_file), warnings=(warning,) if warning else ())
 
 
 def _build(

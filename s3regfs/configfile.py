@@ -11,6 +11,9 @@ Owns reading configuration the way the registry reads it (spec §3.7), for
   environment overrides: lexical order, case-insensitive keys, new keys
   lower-cased, YAML-decoded values, list indices at most the current length.
 
+Also owns :func:`exposed_secret`: the warning for a file that holds a secret
+(``secretkey``, ``sessiontoken``) and that group or others can read.
+
 Every failure is a one-line :class:`~s3regfs.errors.UserError` naming the
 file (and line) or the variable.  It takes the environment as an argument:
 only :mod:`s3regfs.config` reads ``os.environ``.
@@ -18,6 +21,8 @@ only :mod:`s3regfs.config` reads ``os.environ``.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from s3regfs import exitcodes
 from s3regfs.errors import UserError
 
 SUPPORTED_VERSION = "0.1"
+SECRET_KEYS = frozenset({"secretkey", "sessiontoken"})
 REGISTRY_ENV_PREFIX = "REGISTRY_"
 
 
@@ -120,6 +126,36 @@ def read_file(path: str) -> dict[str, Any]:
             exitcodes.CONFIG,
         ) from None
     return parse_text(data, f"config file {path}")
+
+
+def exposed_secret(path: str, raw: Mapping[str, Any]) -> str | None:
+    """A warning when the file at ``path`` holds a secret and group or others can read it; else None."""
+    found = _secret_at(raw, ())
+    if found is None:
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (
+        f"config file {path} holds a secret ({found}) and is readable by group or others (mode {mode:04o}); "
+        f"restrict it with: chmod 600 {path}"
+    )
+
+
+def _secret_at(node: Any, path: tuple[str, ...]) -> str | None:
+    """The dotted path of the first non-empty ``secretkey``/``sessiontoken`` under ``node``."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        here = (*path, str(key))
+        if isinstance(key, str) and key.lower() in SECRET_KEYS and value not in (None, ""):
+            return ".".join(here)
+        found = _secret_at(value, here)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_text(text: str | bytes, where: str) -> dict[str, Any]:

@@ -25,9 +25,13 @@ Deliberate deviations from upstream:
 * **PKCS#8 keys** (``BEGIN PRIVATE KEY``) are accepted as well as PKCS#1
   (``BEGIN RSA PRIVATE KEY``); upstream takes PKCS#1 only.
 * **Refused keys**, with a message naming the file: an encrypted key (upstream
-  fails with an opaque parse error), a non-RSA key, and a key file readable or
-  writable by group or others (``mode & 0o077``; fix: ``chmod 600 <file>``).
-  Upstream reads any file it can.
+  fails with an opaque parse error), a non-RSA key, a key file readable or
+  writable by group or others (``mode & 0o077``; fix: ``chmod 600 <file>``),
+  a key file owned by another user than the mounting user or root (fix:
+  ``chown``), and a key file in a directory that another user can write (group
+  or others can write it without the sticky bit, or it belongs to another user
+  than the mounting user or root), who could put another key in its place
+  (fix: ``chmod go-w <dir>``, or move the key).  Upstream reads any file it can.
 * **A non-string ``duration`` or ``updatefrequency``** (a YAML integer such as
   ``3000``) is an error naming the option. Upstream silently ignores it and
   keeps the default, so ``duration: 3000`` gives 20-minute URLs without a word,
@@ -54,7 +58,9 @@ import base64
 import json
 import logging
 import os
+import pwd
 import re
+import stat
 import threading
 import time
 import urllib.parse
@@ -175,7 +181,8 @@ def load_private_key(path: str) -> rsa.RSAPrivateKey:
     except OSError as exc:
         raise ParameterError(f"failed to read privatekey file: {_go_os_error('open', path, exc)}") from None
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode, owner = st.st_mode, st.st_uid
         with os.fdopen(fd, "rb", closefd=False) as stream:
             data = stream.read()
     except OSError as exc:
@@ -187,7 +194,42 @@ def load_private_key(path: str) -> rsa.RSAPrivateKey:
             f"privatekey file {path} is accessible by group or others (mode {mode & 0o777:04o});"
             f" restrict it with: chmod 600 {path}"
         )
+    _check_owners(path, owner)
     return parse_private_key(data, path)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name}, uid {uid}"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_owners(path: str, owner: int) -> None:
+    """Refuse a key that another user than us or root could replace: its owner, or a writer of its directory."""
+    me = os.geteuid()
+    if owner not in (me, 0):
+        name = _user(me).split(",")[0]
+        raise ParameterError(
+            f"privatekey file {path} is owned by another user ({_user(owner)}), who could replace the key;"
+            f" make it yours with: chown {name} {path}"
+        )
+    for directory in dict.fromkeys(os.path.dirname(p) for p in (os.path.abspath(path), os.path.realpath(path))):
+        try:
+            st = os.stat(directory)
+        except OSError:
+            continue  # the key was read through it a moment ago; nothing to judge
+        if st.st_uid not in (me, 0):
+            raise ParameterError(
+                f"privatekey file {path} lies in {directory}, which belongs to another user ({_user(st.st_uid)}),"
+                " who could put another key in its place; move the key to a directory of yours or root's"
+            )
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise ParameterError(
+                f"privatekey file {path} lies in {directory}, which group or others can write"
+                f" (mode {stat.S_IMODE(st.st_mode):04o}), so they could put another key in its place;"
+                f" restrict it with: chmod go-w {directory} (or move the key to a directory only you can write)"
+            )
 
 
 def parse_private_key(data: bytes, path: str = "<privatekey>") -> rsa.RSAPrivateKey:

@@ -5,8 +5,11 @@
   the kernel enforces the modes: ``nobody`` reads a 0644 file but cannot
   write, create or delete.
 * ``ro``: every change is EROFS, and no write request reaches S3.
-* A CloudFront private key file that group or others can read is refused by
-  ``s3regfs mount`` with one line naming the file.
+* A CloudFront private key file that group or others can read, that another
+  user owns, or that lies in a directory another user can write is refused by
+  ``s3regfs mount`` with one line naming the file and the fix.
+* A config file holding a secret that group or others can read gets one
+  WARNING line naming the file and ``chmod 600 FILE``.
 * A full run at debug level, with faults, CloudFront and a wrong-credentials
   attempt, never prints the secret key, the access key or the private key.
 * Signed URLs expire exactly when they say and cannot be pointed at another
@@ -185,6 +188,122 @@ def test_cloudfront_key_readable_by_others_is_refused_by_mount(tmp_path: Path, m
     assert len(errors) == 1 and str(key_path) in errors[0] and "chmod 600" in errors[0], done.stderr
     assert "Traceback" not in done.stderr and "PRIVATE KEY" not in done.stderr
     assert not mounts.mountpoints.mounted_at(str(mp))
+
+
+DUMMY_CREDENTIALS = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REGISTRY_"))},
+                     "AWS_ACCESS_KEY_ID": "AKIDDUMMY", "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-local-signing"}
+"""URLs are signed locally, but the s3 driver still wants credentials to exist."""
+
+
+def _cloudfront_cli(command: str, key_path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``s3regfs url`` (signs locally) or ``mount -f`` (fails at the unreachable endpoint) with the key."""
+    options = ("bucket=b,regionendpoint=http://127.0.0.1:9,cloudfront.baseurl=https://cdn.example/,"
+               f"cloudfront.privatekey={key_path},cloudfront.keypairid={KEY_ID}")
+    if command == "url":
+        args = ["url", "--driver", "s3", "-o", options, "/docker/x"]
+    else:
+        mp = tmp_path / "mp"
+        mp.mkdir(exist_ok=True)
+        args = ["mount", "-f", "--driver", "s3", "-o", options, str(mp)]
+    return subprocess.run([sys.executable, "-m", "s3regfs", *args], capture_output=True, text=True, timeout=60,
+                          env=DUMMY_CREDENTIALS, check=False)
+
+
+def _refused(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert done.returncode == exitcodes.CONFIG, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("s3regfs: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "Traceback" not in done.stderr and "PRIVATE KEY" not in done.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+@needs_root_and_fuse
+def test_cloudfront_key_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    key_path, _ = generate_keypair(tmp_path)
+    os.chown(key_path, NOBODY, NOBODY)  # mode 0600, but nobody's: nobody could rewrite it
+    _refused(_cloudfront_cli("mount", key_path, tmp_path), str(key_path), "uid 65534", f"chown root {key_path}")
+    _refused(_cloudfront_cli("url", key_path, tmp_path), str(key_path), "owned by")
+    assert not mounts.mountpoints.mounted_at(str(tmp_path / "mp"))
+    os.chown(key_path, 0, 0)
+    assert _cloudfront_cli("url", key_path, tmp_path).returncode == exitcodes.OK
+
+
+@pytest.mark.parametrize("dir_mode", [0o777, 0o775, 0o757, 0o1777], ids=oct)
+def test_cloudfront_key_in_a_directory_others_can_write_is_refused(tmp_path: Path, dir_mode: int) -> None:
+    """Whoever can write the directory can put another key in place of this one; a sticky bit stops that."""
+    keys = Path(tempfile.mkdtemp(prefix="s3regfs-keys-", dir="/tmp"))
+    try:
+        key_path, _ = generate_keypair(keys)
+        keys.chmod(dir_mode)
+        if dir_mode & 0o1000:  # like /tmp: only the key's owner may rename or remove it
+            if os.geteuid() == 0:
+                os.chown(keys, NOBODY, NOBODY)  # ... unless the directory is another user's
+                _refused(_cloudfront_cli("url", key_path, tmp_path), str(keys), "another user")
+                os.chown(keys, 0, 0)
+            done = _cloudfront_cli("url", key_path, tmp_path)
+            assert done.returncode == exitcodes.OK, done.stderr
+            assert "Key-Pair-Id=" + KEY_ID in done.stdout
+            return
+        line = _refused(_cloudfront_cli("mount", key_path, tmp_path), str(key_path), str(keys),
+                        f"chmod go-w {keys}")
+        assert f"mode {dir_mode:04o}" in line
+        keys.chmod(0o755)
+        assert _cloudfront_cli("url", key_path, tmp_path).returncode == exitcodes.OK
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+# -- a config file holding a secret ---------------------------------------------------------------
+
+SECRET_CONFIG = """\
+version: 0.1
+storage:
+  s3:
+    bucket: b
+    regionendpoint: http://127.0.0.1:9
+    accesskey: AKIDSECURITYTEST
+    secretkey: {secret}
+"""
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o600], ids=oct)
+def test_a_config_file_with_a_secret_that_others_can_read_gets_a_warning(tmp_path: Path, mode: int) -> None:
+    secret = "cfgSECRET" + "x7Q" * 8
+    config = tmp_path / "config.yml"
+    config.write_text(SECRET_CONFIG.format(secret=secret))
+    config.chmod(mode)
+    done = subprocess.run([sys.executable, "-m", "s3regfs", "url", "--config", str(config), "/docker/x"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == exitcodes.OK, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if str(config) in line]
+    assert secret not in done.stderr + done.stdout
+    if mode == 0o600:
+        assert warnings == [], done.stderr
+        return
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith("WARNING "), warnings[0]
+    assert "storage.s3.secretkey" in warnings[0] and f"mode {mode:04o}" in warnings[0]
+    assert warnings[0].endswith(f"chmod 600 {config}"), warnings[0]
+    # the mount says it too (here it then fails: nothing listens at the endpoint)
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    for foreground in (["-f"], []):  # in the background the parent says it, and the daemon child does not repeat it
+        done = subprocess.run([sys.executable, "-m", "s3regfs", "mount", *foreground, "--config", str(config),
+                               str(mp)], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == exitcodes.STORAGE, done.stderr
+        assert [line for line in done.stderr.splitlines() if str(config) in line] == warnings
+        assert secret not in done.stderr
+
+
+def test_a_config_file_without_a_secret_may_be_readable(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(SECRET_CONFIG.replace("    secretkey: {secret}\n", "").replace("    accesskey: AKIDSECURITYTEST\n", ""))
+    config.chmod(0o644)
+    done = subprocess.run([sys.executable, "-m", "s3regfs", "url", "--config", str(config), "/docker/x"],
+                          capture_output=True, text=True, timeout=60, env=DUMMY_CREDENTIALS, check=False)
+    assert done.returncode == exitcodes.OK and "WARNING" not in done.stderr, done.stderr
 
 
 # -- secrets never reach the logs --------------------------------------------------------------------
