@@ -20,7 +20,11 @@ detached child and waits for that child's ``READY=1``):
    pending upload (``core.shutdown()``) while the mount still answers, then
    unmounts (lazily if busy); ``fusermount3 -u`` from outside ends the loop
    the same way, and libfuse's ``destroy`` makes the final flush;
-5. the exit code says whether data was lost: :data:`exitcodes.OK` or
+5. the multipart uploads that failed writes left behind and that the
+   driver could not abort yet are tried once more (S3 may be back); each one
+   left is logged at ERROR by the driver, and the last line then does not say
+   that every upload completed;
+6. the exit code says whether data was lost: :data:`exitcodes.OK` or
    :data:`exitcodes.DATA_LOSS` (:data:`exitcodes.MOUNT`/``STORAGE`` come as
    :class:`~s3regfs.errors.UserError` before anything is mounted).
 """
@@ -38,6 +42,7 @@ from typing import Any, Self
 from s3regfs import exitcodes, logs, mountpoint
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
+from s3regfs.driver.wrapper import DriverWrapper
 from s3regfs.errors import UserError
 from s3regfs.fs import operations
 from s3regfs.fs.core import RegistryFilesystem
@@ -190,13 +195,31 @@ class _Mount:
         return exitcodes.DATA_LOSS if not self._data_ok else exitcodes.FAILURE
 
     def _finish(self) -> int:
-        if self._data_ok:
+        left = self._finish_aborts()
+        if self._data_ok and not left:
             log.info("unmounted %s; every upload completed", self.path)
             self.notify("STATUS=Stopped: every upload completed")
+            return exitcodes.OK
+        if self._data_ok:
+            log.warning("unmounted %s; every file was saved, but %d multipart upload(s) could not be aborted and "
+                        "are left in the bucket (see the errors above)", self.path, left)
+            self.notify("STATUS=Stopped: every file saved; multipart uploads left in the bucket")
             return exitcodes.OK
         log.error("unmounted %s, but some written data could not be uploaded (see the errors above)", self.path)
         self.notify("STATUS=Stopped: some written data could not be uploaded")
         return exitcodes.DATA_LOSS
+
+    def _finish_aborts(self) -> int:
+        """The driver's last try at the aborts it could not do (S3 may be back); how many are left."""
+        inner = self.driver.unwrap() if isinstance(self.driver, DriverWrapper) else self.driver
+        finish = getattr(inner, "finish_aborts", None)  # an s3 driver extension, like list_uploads
+        if finish is None:
+            return 0
+        try:
+            return len(finish())
+        except Exception:
+            log.exception("aborting the multipart uploads left by failed writes failed")
+            return 0
 
     # -- readiness -----------------------------------------------------------------------
 

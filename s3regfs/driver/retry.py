@@ -22,8 +22,17 @@ and the overall deadline, in one place.
   which the botocore handler honours too: nested retries share one budget, so
   a call fails at most ``deadline + connect_timeout + read_timeout`` after it
   started, however the faults combine.
-* Retries are logged at DEBUG for the first, INFO for the next, WARNING from
-  the third on, and when giving up.
+* An outage stops the waiting: once the endpoint has not answered anything
+  for a whole deadline (:class:`~s3regfs.driver.outage.Outage`), a request
+  that gets no answer is not retried, so a call made during a long outage
+  fails after one attempt instead of waiting a deadline of its own, and a
+  call that needs several requests (a part, then the retry from the local
+  copy) does not add deadline to deadline.  Any answer ends it.
+* Logging: each attempt of a botocore request is a DEBUG line; an outage is
+  one WARNING when it starts, at most one summary WARNING a minute, and one
+  when S3 answers again (:mod:`s3regfs.driver.outage`).  The driver's own
+  loop (:func:`retry_call`) logs DEBUG, INFO, then WARNING from the third
+  retry and when giving up.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from s3regfs.driver.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +102,13 @@ class RetryPolicy:
         base = self.throttle_base_delay if throttled else self.base_delay
         return random.uniform(0, min(self.max_delay, base * (2 ** (attempt - 1))))
 
-    def install(self, client: Any) -> None:
-        """Make this policy the retry loop of boto3 ``client`` (see the module docstring)."""
+    def install(self, client: Any) -> Outage:
+        """Make this policy the retry loop of boto3 ``client`` (see the module docstring); its outage state."""
         hooks = _BotocoreHooks(self)
         events = client.meta.events
         events.register_first("before-call.s3", hooks.before_call, unique_id="s3regfs-retry-before-call")
         events.register_first("needs-retry.s3", hooks.needs_retry, unique_id="s3regfs-retry-needs-retry")
+        return hooks.outage
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -215,6 +227,7 @@ class _BotocoreHooks:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
         self.reached = False  # set by the first answer of any kind from the endpoint
+        self.outage = Outage()
 
     def before_call(self, context: dict[str, Any] | None = None, **_: Any) -> None:
         if context is not None:
@@ -225,24 +238,33 @@ class _BotocoreHooks:
         if response is not None:
             self.reached = True
         reason = transient_reason(response, caught_exception)
+        if response is not None:
+            self.outage.answered(ok=reason is None)
         if reason is None:
             return False
         why, throttled = reason
         name = getattr(operation, "name", "request")
+        no_answer = response is None
         unreachable = is_unreachable(caught_exception) and self.reached
-        if attempts >= self.policy.max_attempts and not unreachable:
-            log.warning("%s failed after %d attempts (%s); giving up", name, attempts, why)
-            return False
-        delay = self.policy.backoff(attempts, throttled)
         context = (request_dict or {}).get("context") or {}
         deadline: Deadline | None = context.get(_DEADLINE_KEY) or current_deadline()
-        if deadline is not None and deadline.remaining() <= delay:
-            log.warning("%s failed (%s); giving up: the retry deadline has passed", name, why)
+        delay = self.policy.backoff(attempts, throttled)
+        if attempts >= self.policy.max_attempts and not unreachable:
+            give_up = f"after {attempts} attempts"
+        elif no_answer and self.reached and self.outage.silent_for() + delay >= self.policy.deadline:
+            give_up = f"S3 has not answered for {self.outage.silent_for():.0f} s (deadline {self.policy.deadline:g} s)"
+        elif deadline is not None and deadline.remaining() <= delay:
+            give_up = "the retry deadline has passed"
+        else:
+            give_up = ""
+        self.outage.failed(name, why, no_answer=no_answer, attempt=attempts, retrying=not give_up)
+        if give_up:
+            log.debug("%s failed (%s); giving up: %s", name, why, give_up)
             return False
         if unreachable:
-            _log_retry(attempts, "%s failed (%s); retry %d in %.2fs (until the deadline, %.0fs left)", name, why,
-                       attempts, delay, deadline.remaining() if deadline else float("nan"))
+            log.debug("%s failed (%s); retry %d in %.2fs (until the deadline, %.0fs left)", name, why, attempts,
+                      delay, deadline.remaining() if deadline else float("nan"))
         else:
-            _log_retry(attempts, "%s failed (%s); retry %d of %d in %.2fs", name, why, attempts,
-                       self.policy.max_attempts - 1, delay)
+            log.debug("%s failed (%s); retry %d of %d in %.2fs", name, why, attempts, self.policy.max_attempts - 1,
+                      delay)
         return delay

@@ -7,10 +7,12 @@ StorageDriver), :mod:`.reader` (streams and exact ranged reads),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from s3regfs.driver import factory
+from s3regfs.driver.retry import DEFAULT_POLICY
 from s3regfs.driver.s3.driver import DRIVER_NAME, S3Driver, UploadInfo
 from s3regfs.driver.s3.params import S3Parameters, from_parameters
 
@@ -19,7 +21,8 @@ __all__ = ["DRIVER_NAME", "S3Driver", "S3Parameters", "UploadInfo", "create", "f
 
 def create(parameters: Mapping[str, Any]) -> S3Driver:
     """Validate ``parameters`` and build the driver (unwrapped; the factory wraps it)."""
-    return S3Driver(from_parameters(parameters))
+    params = from_parameters(parameters)
+    return S3Driver(params, retry=dataclasses.replace(DEFAULT_POLICY, deadline=float(params.retrydeadline)))
 
 
 factory.register("s3", create)

@@ -51,6 +51,10 @@ Deviations from upstream (for docs/SEMANTICS.md):
     errors, an overall deadline) instead of the SDK's default retryer.
 13. ``list_uploads``/``abort_upload`` (for ``s3regfs uploads``) are s3regfs
     extensions; ``partsinflight`` bounds the writer's background uploads.
+14. An abandoned multipart upload (cancelled writer, failed completion or
+    multipart copy) is aborted with one attempt; if that fails it is retried
+    in the background (:mod:`.aborts`) and once more by ``finish_aborts``
+    (called by ``close`` and at unmount), which logs each one left at ERROR.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ from botocore.config import Config
 
 from s3regfs.driver.base import PATH_RE, ZERO_TIME, FileInfo, FileWriter, Readable, StorageDriver, WalkFn
 from s3regfs.driver.errors import DriverErrors, FilledBuffer, PathNotFoundError, SkipDir
-from s3regfs.driver.retry import DEFAULT_POLICY, RetryPolicy
+from s3regfs.driver.retry import DEFAULT_POLICY, Deadline, RetryPolicy, deadline_scope
+from s3regfs.driver.s3.aborts import PendingAborts
 from s3regfs.driver.s3.params import NO_STORAGE_CLASS, S3Parameters
 from s3regfs.driver.s3.reader import S3Reader, read_exact_range
 from s3regfs.driver.walk import is_subpath
@@ -269,7 +274,9 @@ class S3Driver(StorageDriver):
         _configure_logging(params.loglevel)
         bound_malloc_retention()
         self._session = session
+        self.outage: Any = None  # the main client's Outage (set by _make_client)
         self.client = self._make_client(params.regionendpoint)
+        self._aborts = PendingAborts(self._abort_once)
         self._presign_client_cache: Any = None
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
@@ -324,7 +331,9 @@ class S3Driver(StorageDriver):
                 config=config,
                 **credentials,
             )
-            self.retry.install(client)  # the one retry loop (driver/retry.py), with its deadline
+            outage = self.retry.install(client)  # the one retry loop (driver/retry.py), with its deadline
+            if self.outage is None:
+                self.outage = outage
             client.meta.events.register("before-sign.s3.PutObject", _no_continue_for_small_bodies)
             _skip_unused_endpoint_params(client)
             return client
@@ -355,6 +364,7 @@ class S3Driver(StorageDriver):
             return pool
 
     def close(self) -> None:
+        self.finish_aborts()
         with self._pools_lock:
             self._closed = True
             pools, self._pools = list(self._pools.values()), {}
@@ -591,7 +601,7 @@ class S3Driver(StorageDriver):
             for f in pending:
                 f.cancel()
             wait(pending)
-            self._abort_quietly(dst_key, upload_id)
+            self.abort_soon(dst_key, upload_id)
             raise failed[0].exception()  # type: ignore[misc]
         parts = [f.result() for f in futures]
         try:
@@ -599,16 +609,41 @@ class S3Driver(StorageDriver):
                 Bucket=self.bucket, Key=dst_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except Exception:
-            self._abort_quietly(dst_key, upload_id)
+            self.abort_soon(dst_key, upload_id)
             raise
 
-    def _abort_quietly(self, key: str, upload_id: str) -> BaseException | None:
+    def abort_soon(self, key: str, upload_id: str) -> None:
+        """Abort an abandoned upload with one attempt, or else in the background; never waits for retries."""
+        if self.outage is not None and self.outage.is_silent():
+            self._aborts.add(key, upload_id, "S3 does not answer")
+            return
+        try:
+            with deadline_scope(Deadline(0.0)):  # one attempt: the caller is failing already
+                self._abort_once(key, upload_id)
+        except Exception as exc:  # noqa: BLE001 - retried in the background, reported at unmount
+            self._aborts.add(key, upload_id, exc)
+
+    def _abort_once(self, key: str, upload_id: str) -> None:
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except Exception as exc:  # noqa: BLE001 - best effort; the caller reports the first error
-            log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
-            return exc
-        return None
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "NoSuchUpload":  # already gone (completed or aborted): done
+                raise
+
+    def finish_aborts(self) -> list[str]:
+        """Try every abort still pending once more (one deadline for all); log and return those left."""
+        if not len(self._aborts):
+            return []
+        with deadline_scope(Deadline(self.retry.deadline)):
+            left = self._aborts.finish()
+        lines = []
+        for key, upload_id, error in left:
+            path = self.key_to_path(key)
+            lines.append(f"{key} {upload_id}")
+            log.error("multipart upload %s of %s could not be aborted (%s); it is left in the bucket: remove it "
+                      "with `s3regfs uploads abort --older-than 0s %s` (same configuration as this mount)",
+                      upload_id, key, error, path if PATH_RE.fullmatch(path) else "/")
+        return lines
 
     def delete(self, path: str) -> None:
         key = self.s3_path(path)

@@ -28,7 +28,10 @@ Deviations (listed in docs/SEMANTICS.md):
 * ``verifyprefixes`` (s3regfs only, default false): check every common prefix
   of a directory listing with a one-key listing, for S3-compatible stores that
   keep reporting emptied "directories" as common prefixes (SeaweedFS, whose
-  filer removes empty directories minutes later; MinIO with versioning).
+  filer removes empty directories minutes later; MinIO with versioning);
+* ``retrydeadline`` (s3regfs only): seconds, 1–3600, default 120: the
+  ``deadline`` of the retry policy (:mod:`s3regfs.driver.retry`), the longest
+  one backend call and its retries may take.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ DEFAULT_MULTIPART_COPY_MAX_CONCURRENCY = 100
 DEFAULT_MULTIPART_COPY_THRESHOLD_SIZE = 32 * 1024 * 1024
 DEFAULT_PARTS_IN_FLIGHT = 4
 MAX_PARTS_IN_FLIGHT = 64
+DEFAULT_RETRY_DEADLINE = 120
+MAX_RETRY_DEADLINE = 3600
 INT64_MAX = 2**63 - 1
 NO_STORAGE_CLASS = "NONE"
 
@@ -142,6 +147,7 @@ class S3Parameters:
     loglevel: str = "off"
     partsinflight: int = DEFAULT_PARTS_IN_FLIGHT
     verifyprefixes: bool = False
+    retrydeadline: int = DEFAULT_RETRY_DEADLINE
 
     def __repr__(self) -> str:
         shown = []
@@ -305,6 +311,9 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
         "partsinflight", p("partsinflight"), DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
     )
     values["verifyprefixes"] = parse_bool("verifyprefixes", p("verifyprefixes"), False)
+    values["retrydeadline"] = parse_int(
+        "retrydeadline", p("retrydeadline"), DEFAULT_RETRY_DEADLINE, 1, MAX_RETRY_DEADLINE
+    )
     values["accesskey"] = _string(p("accesskey"))
     values["secretkey"] = _string(p("secretkey"))
     # 23: v4auth on Amazon S3; 25: redirectendpoint

@@ -22,7 +22,11 @@ Deviations from upstream (for docs/SEMANTICS.md):
   uploads at all, and via Stat, so a "directory" counted as size 0);
 * the re-base's CreateMultipartUpload sends all §2.5 headers (upstream omits
   SSEKMSKeyId there);
-* ``close`` after ``cancel`` only releases the buffer (no part upload).
+* ``close`` after ``cancel`` only releases the buffer (no part upload);
+* ``cancel`` (and a failed completion) aborts the upload with one attempt and,
+  if S3 does not answer or refuses, hands it to the driver's background
+  retries (``S3Driver.abort_soon``) instead of raising: the caller never waits
+  for the abort's retries, and nothing is left behind once S3 answers again.
 """
 
 from __future__ import annotations
@@ -196,7 +200,7 @@ class S3FileWriter(FileWriter):
             self._next_number = 2
 
     def _complete(self, parts: list[Part]) -> None:
-        """CompleteMultipartUpload; on failure abort (best effort) and raise both errors."""
+        """CompleteMultipartUpload; on failure abort (:meth:`S3Driver.abort_soon`) and raise."""
         try:
             self._driver.client.complete_multipart_upload(
                 Bucket=self._driver.bucket,
@@ -204,10 +208,8 @@ class S3FileWriter(FileWriter):
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
             )
-        except Exception as exc:
-            abort_error = self._driver._abort_quietly(self._key, self._upload_id)
-            if abort_error is not None:
-                raise DriverError(f"{exc}; abort: {abort_error}") from exc
+        except Exception:
+            self._driver.abort_soon(self._key, self._upload_id)
             raise
 
     # -- FileWriter --------------------------------------------------------------------
@@ -253,9 +255,7 @@ class S3FileWriter(FileWriter):
             with self._state:
                 while self._in_flight:
                     self._state.wait()
-            self._driver.client.abort_multipart_upload(
-                Bucket=self._driver.bucket, Key=self._key, UploadId=self._upload_id
-            )
+            self._driver.abort_soon(self._key, self._upload_id)
 
 
 # -- opening ---------------------------------------------------------------------------
