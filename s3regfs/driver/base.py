@@ -17,13 +17,19 @@ Python idiom for the Go API:
   :class:`SkipDir`/:class:`FilledBuffer`.
 
 Extensions beyond upstream (all with defaults written on the primitives, so
-every driver has them):
+every driver has them; numbered as in docs/DRIVERS.md):
 
-* ``read_range(path, offset, length)``: at most ``length`` bytes at ``offset``.
-* ``list_info(path)``: the children with their :class:`FileInfo`, so a
-  directory listing needs no per-entry ``stat``.
-* ``bucket_key(path)``: the backend object key, or ``None`` for drivers
-  without one (used by the CloudFront middleware).
+1. ``read_range(path, offset, length, etag=None)``: at most ``length`` bytes at
+   ``offset``; with ``etag``, only of that version of the file, else
+   :class:`~s3regfs.driver.errors.ObjectChangedError`.
+2. ``list_info(path)``: the children with their :class:`FileInfo`, so a
+   directory listing needs no per-entry ``stat``.
+3. ``bucket_key(path)``: the backend object key, or ``None`` for drivers
+   without one (used by the CloudFront middleware).
+4. ``FileInfo.etag``: an opaque name of the file's current version (the S3
+   ETag; ``None`` for directories and for drivers that cannot tell), equal
+   in ``stat``, ``list_info`` and ``walk``, different once the content is
+   replaced by other bytes.  It is what ``read_range`` pins to.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class FileInfo:
     size: int
     mod_time: datetime
     is_dir: bool
+    etag: str | None = None
+    """The version of a file (extension 4 in the module docstring); None when unknown."""
 
 
 class Readable(Protocol):
@@ -179,8 +187,27 @@ class StorageDriver(abc.ABC):
 
     # -- extensions with defaults on the primitives --------------------------------
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        """At most ``length`` bytes at ``offset`` (fewer only at end of file)."""
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        """At most ``length`` bytes at ``offset`` (fewer only at end of file).
+
+        With ``etag``, the bytes are of that version or :class:`ObjectChangedError` is raised.
+        This default (for drivers without a conditional read) checks ``stat`` before and
+        after the read; drivers with one override it.
+        """
+        if etag is None:
+            return self._read_stream(path, offset, length)
+        self._check_version(path, etag)
+        data = self._read_stream(path, offset, length)
+        self._check_version(path, etag)
+        return data
+
+    def _check_version(self, path: str, etag: str) -> None:
+        from s3regfs.driver.errors import ObjectChangedError
+
+        if self.stat(path).etag != etag:
+            raise ObjectChangedError(path, etag)
+
+    def _read_stream(self, path: str, offset: int, length: int) -> bytes:
         stream = self.reader(path, offset)
         try:
             chunks: list[bytes] = []

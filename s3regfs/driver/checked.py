@@ -81,11 +81,11 @@ class CheckedDriver(DriverWrapper):
         self._check(path)
         return self._call("reader", lambda: self.inner.reader(path, offset))
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
         if offset < 0:
             raise InvalidOffsetError(path, offset, self.inner.name)
         self._check(path)
-        return self._call("read_range", lambda: self.inner.read_range(path, offset, length))
+        return self._call("read_range", lambda: self.inner.read_range(path, offset, length, etag))
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
         self._check(path)

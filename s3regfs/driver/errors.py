@@ -80,6 +80,23 @@ class UnsupportedMethodError(StorageDriverError):
         return f"{self.driver_name}: unsupported method"
 
 
+class ObjectChangedError(StorageDriverError):
+    """The object at ``path`` is no longer the version ``etag`` a read was pinned to (s3regfs only).
+
+    Raised by ``read_range(path, offset, length, etag=...)`` (S3: HTTP 412 PreconditionFailed on
+    the ``If-Match`` GET), so that a reader never gets bytes of two versions of one file.
+    """
+
+    def __init__(self, path: str, etag: str | None, driver_name: str = "") -> None:
+        super().__init__(path, etag)
+        self.path = path
+        self.etag = etag
+        self.driver_name = driver_name
+
+    def __str__(self) -> str:
+        return f"{self.driver_name}: object changed: {self.path} is no longer version {self.etag}"
+
+
 class DriverError(StorageDriverError):
     """Any other failure, enclosing the original exception (``storagedriver.Error``)."""
 

@@ -8,12 +8,18 @@ be resumed with ``append=True``, and the same errors as ``s3``.  Where the
 upstream inmemory driver differs (a node tree, append creating missing files),
 this one follows s3; docs/SEMANTICS.md lists the choices.
 
+Every stored file gets a new version token (its ``FileInfo.etag``, from a
+counter: even the same bytes written again are a new version), and
+``read_range`` pinned to a token raises :class:`ObjectChangedError` once the
+path holds another version, as S3's ``If-Match`` does.
+
 All state sits behind one lock; reads return copies.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,15 +28,19 @@ from typing import Any
 
 from s3regfs.driver import factory
 from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, StorageDriver
-from s3regfs.driver.errors import DriverError, PathNotFoundError, WriterStateError
+from s3regfs.driver.errors import DriverError, ObjectChangedError, PathNotFoundError, WriterStateError
 
 NAME = "inmemory"
+
+
+_versions = itertools.count(1)
 
 
 @dataclass
 class _File:
     data: bytes
     mod_time: datetime
+    etag: str = field(default_factory=lambda: f'"v{next(_versions)}"')
 
 
 @dataclass
@@ -74,9 +84,14 @@ class InMemoryDriver(StorageDriver):
         data = self.get_content(path)
         return io.BytesIO(data[offset:])
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        data = self.get_content(path)
-        return data[offset : offset + max(length, 0)]  # a negative length would slice from the end
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        with self._lock:
+            node = self._files.get(path)
+            if node is None:
+                raise PathNotFoundError(path)
+            if etag is not None and node.etag != etag:
+                raise ObjectChangedError(path, etag)
+            return node.data[offset : offset + max(length, 0)]  # a negative length would slice from the end
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
         with self._lock:
@@ -106,7 +121,7 @@ class InMemoryDriver(StorageDriver):
         with self._lock:
             node = self._files.get(path)
             if node is not None:
-                return FileInfo(path, len(node.data), node.mod_time, False)
+                return FileInfo(path, len(node.data), node.mod_time, False, node.etag)
             if path == "/" or self._has_children(path):
                 return FileInfo(path, 0, ZERO_TIME, True)
             raise PathNotFoundError(path)
@@ -124,7 +139,7 @@ class InMemoryDriver(StorageDriver):
                 if sep:
                     dirs.setdefault(child, FileInfo(child, 0, ZERO_TIME, True))
                 else:
-                    files[child] = FileInfo(child, len(node.data), node.mod_time, False)
+                    files[child] = FileInfo(child, len(node.data), node.mod_time, False, node.etag)
         if not files and not dirs and path != "/":
             raise PathNotFoundError(path)
         return [files[k] for k in sorted(files)] + [dirs[k] for k in sorted(dirs)]

@@ -2,10 +2,12 @@
 
 Owns ``cache_dir/data/``.  Only paths under ``immutable_prefixes`` are cached (registry blobs
 are content-addressed: the bytes at ``blobs/sha256/xx/<digest>/data`` never change), so no
-revalidation is needed; the object's size is part of the key as a further guard.
+revalidation is needed.  Still, an entry is one *version* of a blob: the key is the path, the
+size and the object's ETag, so a blob re-written with other bytes (against the registry's
+rules) never reads blocks of the old one; a read whose version is unknown is not cached.
 
 Layout: each cached blob is one file ``<key>-<token>.data`` (``key`` a SHA-256 of (path,
-size), never the path itself; ``token`` new for every entry, so a file name is never reused
+size, etag), never the path itself; ``token`` new for every entry, so a file name is never reused
 after an eviction) into which whole blocks of ``data_cache_block`` bytes are written at their
 offsets (the last block of a file may be shorter; partial blocks are not stored), so a read
 of any range is one ``pread``.
@@ -83,8 +85,9 @@ class DataCache:
         return self.max_bytes > 0 and any(path.startswith(p) for p in self.prefixes)
 
     @staticmethod
-    def _key(path: str, size: int) -> str:
-        return hashlib.sha256(f"{path}\0{size}".encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    def _key(path: str, size: int, etag: str) -> str:
+        text = f"{path}\0{size}\0{etag}"
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
     def _file(self, entry: _Entry, suffix: str = _DATA) -> str:
         return os.path.join(self.directory, entry.name + suffix)
@@ -96,12 +99,12 @@ class DataCache:
 
     # -- reads and writes ----------------------------------------------------------------------------
 
-    def read(self, path: str, size: int, offset: int, length: int) -> bytes | None:
-        """``length`` bytes at ``offset`` when every block they touch is cached, else None."""
+    def read(self, path: str, size: int, etag: str, offset: int, length: int) -> bytes | None:
+        """``length`` bytes at ``offset`` of version ``etag`` when every block they touch is cached."""
         if length <= 0:
             return b""
         first, last = offset // self.block, (offset + length - 1) // self.block
-        key = self._key(path, size)
+        key = self._key(path, size, etag)
         wanted = range(first, last + 1)
         with self._lock:
             entry = self._index.get(key)
@@ -120,15 +123,15 @@ class DataCache:
         self.hits += 1
         return data
 
-    def store(self, path: str, size: int, offset: int, data: bytes) -> None:
-        """Queue every whole block inside ``data`` (read at ``offset`` of a file of ``size`` bytes)."""
+    def store(self, path: str, size: int, etag: str, offset: int, data: bytes) -> None:
+        """Queue every whole block in ``data`` (read at ``offset`` of version ``etag``, of ``size`` bytes)."""
         first = -(-offset // self.block)
         stop = first
         while min((stop + 1) * self.block, size) <= offset + len(data) and stop * self.block < size:
             stop += 1
         if stop == first:
             return
-        key = self._key(path, size)
+        key = self._key(path, size, etag)
         with self._lock:
             entry = self._index.get(key)
             if entry is None:

@@ -37,7 +37,7 @@ class Handle:
     wrote: bool = False  # a write or truncate went through this handle
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: ReadStream | None = None
-    reader_key: tuple[str, int] | None = None
+    reader_key: tuple[str, int, str | None] | None = None  # (key, size, etag) the reader reads
 
     @property
     def writable(self) -> bool:

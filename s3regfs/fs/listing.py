@@ -50,7 +50,7 @@ def meta_of(info: FileInfo) -> Meta:
         mtime = info.mod_time.timestamp()
     except (OverflowError, ValueError, OSError):
         mtime = 0.0
-    return Meta(False, info.size, mtime)
+    return Meta(False, info.size, mtime, etag=info.etag)
 
 
 def merge(entries: Listing, name: str, meta: Meta) -> bool:

@@ -43,6 +43,7 @@ class Meta:
     size: int
     mtime: float  # seconds since the epoch; 0.0 when unknown (directories)
     local: bool = False  # mtime is this mount's own clock (a commit), not the server's
+    etag: str | None = None  # the file's version (FileInfo.etag); None when unknown (e.g. own commits)
 
 
 ABSENT = Meta(False, -1, 0.0)

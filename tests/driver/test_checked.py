@@ -68,7 +68,7 @@ class Recorder(StorageDriver):
         self._record("reader", path, offset)
         return self.stream
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
         self._record("read_range", path, offset, length)
         return b"da"
 

@@ -449,6 +449,28 @@ def test_read_range(driver: StorageDriver) -> None:
         driver.read_range("/missing", 0, 1)
 
 
+def test_read_range_pinned_to_an_etag_sends_if_match_and_checks_the_answer(driver: StorageDriver) -> None:
+    """If-Match on the GET; an answer of another version (a server that ignores If-Match) is refused too."""
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from s3regfs.driver import ObjectChangedError
+
+    inner = driver.unwrap()  # type: ignore[attr-defined]
+    expected = {"Bucket": inner.bucket, "Key": "r", "Range": "bytes=0-9", "IfMatch": '"mine"'}
+    with Stubber(inner.client) as stub:
+        for etag in ('"mine"', '"other"'):
+            answer = {"Body": StreamingBody(io.BytesIO(b"x" * 10), 10), "ETag": etag, "ContentLength": 10,
+                      "ContentRange": "bytes 0-9/100"}
+            stub.add_response("get_object", answer, expected)
+        assert driver.read_range("/r", 0, 10, etag='"mine"') == b"x" * 10
+        with pytest.raises(ObjectChangedError, match="/r"):
+            driver.read_range("/r", 0, 10, etag='"mine"')
+        stub.assert_no_pending_responses()
+
+
 def test_read_range_never_returns_a_truncated_body(s3_driver_params: dict[str, Any], s3_server: LocalS3Server) -> None:
     data = blob(200_000)
     with S3Proxy(s3_server.endpoint) as proxy:

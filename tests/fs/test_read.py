@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import random
 import threading
 
 import pytest
 
-from s3regfs.driver.errors import DriverError
-from s3regfs.fs.errors import FsError
+from s3regfs.driver.errors import DriverError, ObjectChangedError
+from s3regfs.fs.errors import FsError, to_errno
 from tests.fs.conftest import Mount
 
 KiB = 1024
@@ -123,14 +124,65 @@ def test_a_short_read_in_the_middle_of_a_file_is_eio(m: Mount) -> None:
     m.fs.release(fh)
 
 
-def test_an_object_that_shrank_under_an_open_handle_is_eio_not_wrong_bytes(m: Mount) -> None:
-    m.put("/f", b"a" * 1000)
+def _estale(fn) -> int:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exception) as info:
+        fn()
+    return to_errno(info.value)
+
+
+@pytest.mark.parametrize("size", [256 * KiB, 10, 300 * KiB])
+def test_an_object_replaced_under_an_open_handle_is_estale_not_wrong_bytes(make_fs, size, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Bytes of one version only: once a handle returned bytes, another version is ESTALE (same size too)."""
+    m = make_fs(**_small_readahead())
+    old = _payload(256 * KiB)
+    m.put("/f", old)
     fh = m.fs.open("/f", os.O_RDONLY)
-    m.put("/f", b"b" * 10)  # replaced by another writer after the open
-    with pytest.raises(FsError) as info:
-        m.fs.read(fh, 0, 4096)
-    assert info.value.errno == errno.EIO
+    assert m.fs.read(fh, 0, 64 * KiB) == old[: 64 * KiB]
+    m.put("/f", _payload(size, seed=2))  # replaced by another writer
+    out = bytearray(old[: 64 * KiB])
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(ObjectChangedError) as info:
+            while len(out) < len(old):
+                data = m.fs.read(fh, len(out), 64 * KiB)
+                assert data, "a short file instead of an error"
+                out += data
+    assert to_errno(info.value, "read") == errno.ESTALE
+    assert "/f" in caplog.text and "ESTALE" in caplog.text  # logged
+    assert bytes(out) == old[: len(out)] and len(out) < len(old)  # what was returned is the old version
+    assert _estale(lambda: m.fs.read(fh, 0, 10)) == errno.ESTALE  # and stays so for this handle
     m.fs.release(fh)
+    assert m.read_file("/f") == _payload(size, seed=2)  # a new open reads the new version
+
+
+def test_a_handle_that_returned_nothing_yet_reads_the_current_version(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """A stale cached version (replaced by another writer within the TTL) is re-pinned at the first read."""
+    m = make_fs(**_small_readahead())
+    m.put("/d/f", _payload(300 * KiB))
+    m.names("/d")  # the listing caches the old version
+    new = _payload(200 * KiB, seed=3)
+    m.put("/d/f", new)
+    fh = m.fs.open("/d/f", os.O_RDONLY)
+    assert m.fs.getattr("/d/f", fh).size == 300 * KiB  # what the cache said at open
+    out = bytearray()
+    while data := m.fs.read(fh, len(out), 64 * KiB):
+        out += data
+    assert bytes(out) == new
+    assert m.fs.getattr("/d/f", fh).size == len(new)  # the handle now reports the version it reads
+    m.fs.release(fh)
+    assert m.fs.getattr("/d/f").size == len(new)  # and the cache learned it
+
+
+def test_handles_keep_reading_a_file_this_mount_renamed(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead())
+    data = _payload(512 * KiB)
+    m.put("/a", data)
+    fh = m.fs.open("/a", os.O_RDONLY)
+    out = bytearray(m.fs.read(fh, 0, 64 * KiB))
+    m.fs.rename("/a", "/b")  # a new object (version) at the new key, copied from the one being read
+    while data_ := m.fs.read(fh, len(out), 64 * KiB):
+        out += data_
+    m.fs.release(fh)
+    assert bytes(out) == data
 
 
 def test_read_errors_from_the_driver_surface(m: Mount) -> None:
@@ -234,6 +286,52 @@ def test_a_blob_larger_than_the_data_cache_keeps_what_fits(make_fs) -> None:  # 
     m.fs.release(fh)
     assert m.driver.count("read_range") == 0
     assert m.read_file(BLOB) == data
+
+
+def test_the_data_cache_never_serves_blocks_of_another_version(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """A blob re-written with other bytes of the same size (against the registry's rules)."""
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB))
+    old, new = _payload(1 * MiB), _payload(1 * MiB, seed=9)
+    m.put(BLOB, old)
+    assert m.read_file(BLOB) == old  # cached whole
+    m.fs._datacache.drain()
+    m.put(BLOB, new)
+    assert m.read_file(BLOB) == old  # the mount still knows the old version: served whole, from its blocks
+    m.clock.advance(m.fs.options.digest_ttl + 1)  # the mount learns the new version
+    assert m.read_file(BLOB) == new
+    m.fs._datacache.drain()
+    m.driver.reset()
+    assert m.read_file(BLOB) == new and m.driver.count("read_range") == 0  # and caches it as another version
+
+
+def test_a_blob_this_mount_wrote_learns_its_version_and_is_data_cached(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The mount's own commit gives no version: a data-cached file asks stat once, then is cached."""
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB))
+    data = _payload(512 * KiB)
+    m.write_file(BLOB, data)
+    m.driver.reset()
+    assert m.read_file(BLOB) == data
+    assert m.driver.count("stat") == 1
+    m.fs._datacache.drain()
+    m.driver.reset()
+    assert m.read_file(BLOB) == data
+    assert m.driver.count("read_range") == 0 and m.driver.count("stat") == 0
+
+
+def test_a_partly_cached_blob_replaced_meanwhile_is_estale_then_the_new_version(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead(data_cache_block=64 * KiB))
+    old, new = _payload(1 * MiB), _payload(1 * MiB, seed=9)
+    m.put(BLOB, old)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    assert m.fs.read(fh, 0, 128 * KiB) == old[: 128 * KiB]  # the first blocks are cached
+    m.fs.release(fh)
+    m.fs._datacache.drain()
+    m.put(BLOB, new)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    assert m.fs.read(fh, 0, 64 * KiB) == old[: 64 * KiB]  # the version the mount knows, from the cache
+    assert _estale(lambda: m.fs.read(fh, 512 * KiB, 64 * KiB)) == errno.ESTALE  # not cached: gone
+    m.fs.release(fh)
+    assert m.read_file(BLOB) == new  # the failed read taught the mount the new version
 
 
 def test_data_cache_disabled_with_size_zero(make_fs) -> None:  # type: ignore[no-untyped-def]

@@ -144,6 +144,26 @@ def test_overwriting_part_of_an_existing_object(m: Mount) -> None:
     assert m.store.get_content("/f") == b"012abc6789"
 
 
+def test_modifying_an_object_replaced_after_bytes_were_read_is_estale(m: Mount) -> None:
+    """The download for a modification is pinned to the version the handle read from."""
+    m.put("/f", b"0123456789")
+    fh = m.fs.open("/f", RW)
+    assert m.fs.read(fh, 0, 4) == b"0123"
+    m.put("/f", b"ABCDEFGHIJ")  # another writer, same size
+    assert _errno(lambda: m.fs.write(fh, 3, b"abc")) == errno.ESTALE
+    m.fs.release(fh)
+    assert m.store.get_content("/f") == b"ABCDEFGHIJ"  # nothing spliced was uploaded
+
+
+def test_modifying_an_object_replaced_before_anything_was_read_applies_to_the_new_one(m: Mount) -> None:
+    m.put("/f", b"0123456789")
+    fh = m.fs.open("/f", W)
+    m.put("/f", b"ABCDEFGHIJKLMN")  # replaced between the open and the first write
+    m.fs.write(fh, 3, b"abc")
+    m.fs.release(fh)
+    assert m.store.get_content("/f") == b"ABCabcGHIJKLMN"
+
+
 def test_o_append_on_an_existing_object(m: Mount) -> None:
     m.put("/log", b"line1\n")
     fh = m.fs.open("/log", W | os.O_APPEND)

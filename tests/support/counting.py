@@ -95,11 +95,11 @@ class CountingDriver(DriverWrapper):
         self._note("walk", path)
         self.inner.walk(path, fn, start_after_hint)
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
         self._note("read_range", path)
         with self._lock:
             self.ranges.append((path, offset, length))
-        return self.inner.read_range(path, offset, length)
+        return self.inner.read_range(path, offset, length, etag)
 
     def list_info(self, path: str) -> list[FileInfo]:
         self._note("list_info", path)

@@ -134,12 +134,12 @@ class FaultyDriver(DriverWrapper):
         self._check("redirect_url", path)
         return self.inner.redirect_url(method, path, **kwargs)
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
         rule = self._match("read_range", path)
         if rule is not None and not rule.short:
             assert rule.exc is not None
             raise rule.exc
-        data = self.inner.read_range(path, offset, length)
+        data = self.inner.read_range(path, offset, length, etag)
         return data[:-1] if rule is not None and rule.short and data else data
 
 

@@ -34,7 +34,10 @@ Deviations from upstream (for docs/SEMANTICS.md):
 7. The reader re-opens a stream that breaks mid-body at the current offset
    (``If-Match`` on the ETag, the shared retry budget) and raises if the body
    ends short; upstream hands out the raw HTTP body.  ``read_range`` verifies
-   the body length and never returns short data silently.
+   the body length and never returns short data silently; with an ``etag`` it
+   sends ``If-Match`` and raises ObjectChangedError on 412 (or on a response
+   whose ETag differs, for a server that ignores the header).  ``FileInfo``
+   carries the ETag from HeadObject and ListObjectsV2.
 8. ``v4auth: false`` is refused on Amazon S3 naming a v4-only region; presigned
    URLs then use the SigV2 query form (upstream: unsupported).
 9. ``forcepathstyle: false`` lets botocore choose the addressing style
@@ -420,8 +423,8 @@ class S3Driver(StorageDriver):
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         return S3Reader.open(self, path, offset)
 
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        return read_exact_range(self, path, offset, length)
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        return read_exact_range(self, path, offset, length, etag)
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
         from s3regfs.driver.s3.writer import open_writer
@@ -449,7 +452,7 @@ class S3Driver(StorageDriver):
         key = self.s3_path(path)
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=key)
-            return FileInfo(path, int(resp["ContentLength"]), resp["LastModified"], False)
+            return FileInfo(path, int(resp["ContentLength"]), resp["LastModified"], False, resp.get("ETag"))
         except botocore.exceptions.ClientError as exc:
             if http_status(exc) != 404:
                 # e.g. 403 from a policy that allows List but not Head: find the file by listing.
@@ -470,7 +473,7 @@ class S3Driver(StorageDriver):
             raise map_error(path, exc) from exc
         for obj in resp.get("Contents", []):
             if obj["Key"] == key:
-                return FileInfo(path, int(obj["Size"]), obj["LastModified"], False)
+                return FileInfo(path, int(obj["Size"]), obj["LastModified"], False, obj.get("ETag"))
         return None
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -509,7 +512,8 @@ class S3Driver(StorageDriver):
                     if child is None:
                         log.debug("list %s: skipping key %r (not a valid path)", path, obj["Key"])
                         continue
-                    files.append(FileInfo(child, int(obj["Size"]), obj["LastModified"], False))
+                    size, etag = int(obj["Size"]), obj.get("ETag")
+                    files.append(FileInfo(child, size, obj["LastModified"], False, etag))
                 prefixes = [c["Prefix"] for c in page.get("CommonPrefixes", [])]
                 if self.params.verifyprefixes:
                     prefixes = self._nonempty_prefixes(prefixes)
@@ -738,7 +742,7 @@ class S3Driver(StorageDriver):
             parent = posixpath.dirname(parent)
         infos = [FileInfo(d, 0, ZERO_TIME, True) for d in reversed(dirs)]
         if not placeholder:
-            infos.append(FileInfo(file_path, int(obj["Size"]), obj["LastModified"], False))
+            infos.append(FileInfo(file_path, int(obj["Size"]), obj["LastModified"], False, obj.get("ETag")))
         return infos
 
     # -- uploads (CLI extension) -------------------------------------------------------

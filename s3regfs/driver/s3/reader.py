@@ -12,7 +12,9 @@ and :class:`S3Reader`, the stream ``reader(path, offset)`` returns:
   budget is spent the error is raised, never a short read.
 
 (Parallel ranged reads are the job of the filesystem's readahead, which
-calls :func:`read_exact_range` concurrently.)
+calls :func:`read_exact_range` concurrently, pinned to the ETag the file had
+when it was opened: ``If-Match`` on every GET; a 412, or an answer whose ETag
+differs (a server that ignores ``If-Match``), is :class:`ObjectChangedError`.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 import urllib3.exceptions
 
+from s3regfs.driver.errors import ObjectChangedError
 from s3regfs.driver.retry import retry_call
 
 if TYPE_CHECKING:
@@ -70,13 +73,21 @@ def _total_size(resp: dict[str, Any]) -> int | None:
 def _get(driver: S3Driver, path: str, range_header: str, etag: str | None) -> dict[str, Any]:
     from s3regfs.driver.s3.driver import map_error
 
+    from s3regfs.driver.s3.driver import error_code, http_status
+
     kwargs: dict[str, Any] = {"Bucket": driver.bucket, "Key": driver.s3_path(path), "Range": range_header}
     if etag:
         kwargs["IfMatch"] = etag
     try:
-        return driver.client.get_object(**kwargs)
+        resp = driver.client.get_object(**kwargs)
     except botocore.exceptions.ClientError as exc:
+        if etag and (http_status(exc) == 412 or error_code(exc) == "PreconditionFailed"):
+            raise ObjectChangedError(path, etag) from exc
         raise map_error(path, exc) from exc
+    if etag and resp.get("ETag") and resp["ETag"] != etag:
+        resp["Body"].close()  # a server that ignored If-Match: these bytes are of another version
+        raise ObjectChangedError(path, etag)
+    return resp
 
 
 def _read_body(resp: dict[str, Any]) -> bytes:

@@ -1,0 +1,99 @@
+"""A reader gets bytes of one version only: two real mounts of one SeaweedFS bucket (issue 11, item 2).
+
+Mount B reads a file in small reads; once it has read a third of it, the file is replaced with
+other bytes of the same size (through mount A, or straight into the bucket for a blob). B's read
+must then either return exactly the old content or fail with ``ESTALE`` (the errno table's
+answer for a version that is gone), never a mix.  B's own readahead is kept at 1 MiB; with the
+kernel's (``read_ahead_kb`` 4 MiB, at most two windows ahead) about 9 MiB are fetched ahead of
+the reader, so the last third of the file is certainly fetched after the overwrite and the read
+must fail (on today's SeaweedFS the old version is gone at once: no stale window after a PUT).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from s3regfs.localserver import LocalS3Server
+from tests.support import mounts
+from tests.support.mounts import Mount
+
+MiB = 1024 * 1024
+SIZE = 24 * MiB
+READ = 256 * 1024
+BLOB = "docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+SMALL_READAHEAD = {"readahead_min": 256 * 1024, "readahead_max": 1 * MiB, "read_part_size": 1 * MiB}
+
+
+def _content(seed: int) -> bytes:
+    return random.Random(seed).randbytes(SIZE)
+
+
+def _two_mounts(mount_factory: Any, params: dict[str, Any]) -> tuple[Mount, Mount]:
+    options, env = mounts.s3_options(params)
+    a = mount_factory("s3", options=options, env=env, name="a")
+    b = mount_factory("s3", options={**options, **SMALL_READAHEAD}, env=env, name="b")
+    return a, b
+
+
+def _read_while_replaced(path: Path, replace: Any) -> tuple[bytes, OSError | None]:
+    """Read ``path`` in small reads; call ``replace()`` once a third is read; (bytes, error)."""
+    got = bytearray()
+    replaced = False
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            if not replaced and len(got) >= SIZE // 3:
+                replace()
+                replaced = True
+            try:
+                chunk = f.read(READ)
+            except OSError as exc:
+                return bytes(got), exc
+            if not chunk:
+                return bytes(got), None
+            got += chunk
+
+
+def _assert_one_version(got: bytes, error: OSError | None, old: bytes, log: str) -> None:
+    assert got == old[: len(got)], "bytes of another version were returned"
+    assert error is not None and error.errno == errno.ESTALE, (
+        f"expected ESTALE once the old version was gone, got {error!r} after {len(got)} bytes"
+    )
+    assert len(got) < SIZE
+    assert "ESTALE" in log and "object changed" in log  # the daemon logged it
+
+
+def test_a_reader_never_gets_bytes_of_two_versions(
+    mount_factory: Any, s3_driver_params: dict[str, Any]
+) -> None:
+    a, b = _two_mounts(mount_factory, s3_driver_params)
+    old, new = _content(1), _content(2)
+    (a.path / "f").write_bytes(old)
+
+    got, error = _read_while_replaced(b.path / "f", lambda: (a.path / "f").write_bytes(new))
+
+    _assert_one_version(got, error, old, b.log())
+    assert hashlib.sha256((b.path / "f").read_bytes()).digest() == hashlib.sha256(new).digest()
+
+
+def test_a_data_cached_blob_rewritten_with_other_bytes_is_never_mixed(
+    mount_factory: Any, s3_driver_params: dict[str, Any], s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    options, env = mounts.s3_options(s3_driver_params)
+    b = mount_factory("s3", options={**options, **SMALL_READAHEAD}, env=env, name="b")
+    old, new = _content(3), _content(4)
+    client = s3_server.client()
+    client.put_object(Bucket=s3_bucket, Key=BLOB, Body=old)
+
+    got, error = _read_while_replaced(
+        b.path / BLOB, lambda: client.put_object(Bucket=s3_bucket, Key=BLOB, Body=new)
+    )
+
+    _assert_one_version(got, error, old, b.log())
+    # The failed read taught B the new version: its cached blocks of the old one are never used.
+    assert hashlib.sha256((b.path / BLOB).read_bytes()).digest() == hashlib.sha256(new).digest()
+    assert os.listdir(b.path.parent / "b-cache" / "data")  # the blob really went through the data cache
