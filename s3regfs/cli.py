@@ -5,6 +5,9 @@ turning arguments into a :class:`~s3regfs.config.Config` through
 :func:`s3regfs.config.load` (no other module sees an ``argparse.Namespace``)
 and every expected failure into one line ``s3regfs: error: <cause>; <fix>``
 with a code from :mod:`s3regfs.exitcodes`.  ``--debug`` adds the traceback.
+A background mount hands its credentials to the daemon child through a pipe,
+not the environment, and a mount drops them from its environment once the
+driver is built, so no process it starts inherits them.
 Importing it does not import mfusepy/libfuse, so ``--help`` works without FUSE.
 """
 
@@ -20,7 +23,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from s3regfs import __version__, config, exitcodes, logs, systemd
+from s3regfs import __version__, config, exitcodes, logs, secretpipe, systemd
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
 
@@ -170,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run under systemd Type=notify: foreground, sd_notify, journald log priorities",
     )
     p.add_argument("--daemon-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--secrets-fd", type=int, default=None, help=argparse.SUPPRESS)
     _common(p)
 
     p = sub.add_parser(
@@ -309,24 +313,37 @@ def parse_go_duration(value: str, what: str) -> float:
 # -- mount -----------------------------------------------------------------------------
 
 
-def _mount_argv(argv: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "s3regfs", *argv, "--foreground", "--daemon-child"]
+def _mount_argv(argv: Sequence[str], secrets_fd: int | None = None) -> list[str]:
+    extra = ["--secrets-fd", str(secrets_fd)] if secrets_fd is not None else []
+    return [sys.executable, "-m", "s3regfs", *argv, "--foreground", "--daemon-child", *extra]
 
 
 def _background(argv: Sequence[str], cfg: config.Config) -> int:
-    """Start the foreground mount as a detached child; return once it is READY (or failed)."""
+    """Start the foreground mount as a detached child; return once it is READY (or failed).
+
+    The child's environment is this one without the credentials, which it reads from an inherited pipe
+    instead (:mod:`s3regfs.secretpipe`).
+    """
     import tempfile
 
+    secrets = config.secret_environ()
     with systemd.NotifyListener() as listener, tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            _mount_argv(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            env=listener.child_environ(),
-            start_new_session=True,
-            close_fds=True,
-        )
+        env = {k: v for k, v in listener.child_environ().items() if k not in secrets}
+        secrets_fd = secretpipe.send(secrets) if secrets else None
+        try:
+            proc = subprocess.Popen(
+                _mount_argv(argv, secrets_fd),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=() if secrets_fd is None else (secrets_fd,),
+            )
+        finally:
+            if secrets_fd is not None:
+                os.close(secrets_fd)
         try:
             code = _await_ready(proc, listener, cfg.mount.mount_timeout)
         except BaseException:  # Ctrl-C or the timeout: the child must not mount after we gave up
@@ -393,6 +410,8 @@ def _describe(cfg: config.Config) -> str:
 
 
 def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.secrets_fd is not None:  # a background child: until the driver is built (see secretpipe)
+        os.environ.update(secretpipe.receive(args.secrets_fd))
     cfg = load_config(args)
     mountpoint = os.path.abspath(args.mountpoint)
     if not cfg.mount.foreground:
@@ -404,6 +423,7 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # In the foreground, notify whenever a supervisor gave us NOTIFY_SOCKET (a no-op otherwise).
     notify: Callable[[str], Any] = _daemon_notify if child else systemd.notify
     driver = config.build_driver(cfg)
+    config.drop_secret_environ()  # the driver holds them now; the probe and fusermount3 must not inherit them
     log.debug("mounting %s on %s", _describe(cfg), mountpoint)
     from s3regfs.mount import run_mount
 

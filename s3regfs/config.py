@@ -43,6 +43,7 @@ from s3regfs.configfile import (
     apply_registry_env,
     check_version,
     exposed_secret,
+    is_secret_variable,
     parse_text,
     plain,
     read_file,
@@ -614,6 +615,17 @@ def _middleware_error(config: Config, exc: BaseException) -> str:
     return (
         f"{message}; check the middleware options (middleware.storage in the config file or -o cloudfront.*)"
     )
+
+
+def secret_environ() -> dict[str, str]:
+    """This process's environment variables that hold credentials (no child process may inherit them)."""
+    return {k: v for k, v in os.environ.items() if is_secret_variable(k)}
+
+
+def drop_secret_environ() -> None:
+    """Remove them from this process's environment, once read: every process it starts later inherits it."""
+    for name in secret_environ():
+        del os.environ[name]
 
 
 def environ_without(*prefixes: str) -> dict[str, str]:

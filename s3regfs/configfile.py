@@ -12,7 +12,9 @@ Owns reading configuration the way the registry reads it (spec §3.7), for
   lower-cased, YAML-decoded values, list indices at most the current length.
 
 Also owns :func:`exposed_secret`: the warning for a file that holds a secret
-(``secretkey``, ``sessiontoken``) and that group or others can read.
+(``secretkey``, ``sessiontoken``) and that group or others can read; and
+:func:`is_secret_variable`: which environment variables hold credentials
+(kept out of the environment of child processes).
 
 Every failure is a one-line :class:`~s3regfs.errors.UserError` naming the
 file (and line) or the variable.  It takes the environment as an argument:
@@ -34,6 +36,10 @@ from s3regfs.errors import UserError
 
 SUPPORTED_VERSION = "0.1"
 SECRET_KEYS = frozenset({"secretkey", "sessiontoken"})
+SECRET_VARIABLE_WORDS = frozenset({"ACCESSKEY", "SECRETKEY", "SESSIONTOKEN"})
+AWS_SECRET_VARIABLES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+)
 REGISTRY_ENV_PREFIX = "REGISTRY_"
 
 
@@ -126,6 +132,13 @@ def read_file(path: str) -> dict[str, Any]:
             exitcodes.CONFIG,
         ) from None
     return parse_text(data, f"config file {path}")
+
+
+def is_secret_variable(name: str) -> bool:
+    """The static AWS credentials (``AWS_SECRET_ACCESS_KEY``, ...), ``REGISTRY_..._SECRETKEY`` and such."""
+    if name in AWS_SECRET_VARIABLES:
+        return True
+    return name.startswith(REGISTRY_ENV_PREFIX) and name.rsplit("_", 1)[-1].upper() in SECRET_VARIABLE_WORDS
 
 
 def exposed_secret(path: str, raw: Mapping[str, Any]) -> str | None:

@@ -206,7 +206,7 @@ def _user(uid: int) -> str:
 
 
 def _check_owners(path: str, owner: int) -> None:
-    """Refuse a key that another user than us or root could replace: its owner, or a writer of its directory."""
+    """Refuse a key that another user than us or root could replace: its owner, or its directory's writer."""
     me = os.geteuid()
     if owner not in (me, 0):
         name = _user(me).split(",")[0]
@@ -214,21 +214,24 @@ def _check_owners(path: str, owner: int) -> None:
             f"privatekey file {path} is owned by another user ({_user(owner)}), who could replace the key;"
             f" make it yours with: chown {name} {path}"
         )
-    for directory in dict.fromkeys(os.path.dirname(p) for p in (os.path.abspath(path), os.path.realpath(path))):
+    directories = (os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path)))
+    for directory in dict.fromkeys(directories):
         try:
             st = os.stat(directory)
         except OSError:
             continue  # the key was read through it a moment ago; nothing to judge
         if st.st_uid not in (me, 0):
             raise ParameterError(
-                f"privatekey file {path} lies in {directory}, which belongs to another user ({_user(st.st_uid)}),"
-                " who could put another key in its place; move the key to a directory of yours or root's"
+                f"privatekey file {path} lies in {directory}, which belongs to another user"
+                f" ({_user(st.st_uid)}), who could put another key in its place; move the key to a directory"
+                " of yours or root's"
             )
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
             raise ParameterError(
                 f"privatekey file {path} lies in {directory}, which group or others can write"
                 f" (mode {stat.S_IMODE(st.st_mode):04o}), so they could put another key in its place;"
-                f" restrict it with: chmod go-w {directory} (or move the key to a directory only you can write)"
+                f" restrict it with: chmod go-w {directory} (or move the key to a directory only you can"
+                " write)"
             )
 
 

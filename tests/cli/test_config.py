@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import textwrap
 from typing import Any
 
@@ -619,3 +620,19 @@ def test_every_option_in_the_table_parses_its_documented_default() -> None:
         if option.default.startswith(("the mounting", "/var/cache")):
             continue
         option.parse(option.default)
+
+
+def test_the_credential_variables_are_the_secret_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a background mount sends its daemon child by pipe, and a mount drops once its driver is built."""
+    secret = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+              "REGISTRY_STORAGE_S3_SECRETKEY", "REGISTRY_STORAGE_S3_ACCESSKEY",
+              "REGISTRY_STORAGE_S3AWS_SECRETKEY", "REGISTRY_STORAGE_s3_secretkey",
+              "REGISTRY_STORAGE_S3_SESSIONTOKEN"]
+    plain = ["AWS_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE", "REGISTRY_STORAGE_S3_BUCKET", "REGISTRY_STORAGE",
+             "S3REGFS_METADATA_TTL", "REGISTRY_MIDDLEWARE_STORAGE_0_OPTIONS_PRIVATEKEY", "PATH", "SECRETKEY"]
+    for name in secret + plain:
+        monkeypatch.setenv(name, f"value-of-{name}")
+    assert sorted(config.secret_environ()) == sorted(secret)
+    config.drop_secret_environ()
+    assert not [name for name in secret if name in os.environ]
+    assert all(os.environ[name] == f"value-of-{name}" for name in plain)

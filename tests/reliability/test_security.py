@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,7 +193,8 @@ def test_cloudfront_key_readable_by_others_is_refused_by_mount(tmp_path: Path, m
 
 
 DUMMY_CREDENTIALS = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REGISTRY_"))},
-                     "AWS_ACCESS_KEY_ID": "AKIDDUMMY", "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-local-signing"}
+                     "AWS_ACCESS_KEY_ID": "AKIDDUMMY",
+                     "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-local-signing"}
 """URLs are signed locally, but the s3 driver still wants credentials to exist."""
 
 
@@ -205,8 +208,8 @@ def _cloudfront_cli(command: str, key_path: Path, tmp_path: Path) -> subprocess.
         mp = tmp_path / "mp"
         mp.mkdir(exist_ok=True)
         args = ["mount", "-f", "--driver", "s3", "-o", options, str(mp)]
-    return subprocess.run([sys.executable, "-m", "s3regfs", *args], capture_output=True, text=True, timeout=60,
-                          env=DUMMY_CREDENTIALS, check=False)
+    return subprocess.run([sys.executable, "-m", "s3regfs", *args], capture_output=True, text=True,
+                          timeout=60, env=DUMMY_CREDENTIALS, check=False)
 
 
 def _refused(done: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -223,7 +226,8 @@ def _refused(done: subprocess.CompletedProcess[str], *needles: str) -> str:
 def test_cloudfront_key_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     key_path, _ = generate_keypair(tmp_path)
     os.chown(key_path, NOBODY, NOBODY)  # mode 0600, but nobody's: nobody could rewrite it
-    _refused(_cloudfront_cli("mount", key_path, tmp_path), str(key_path), "uid 65534", f"chown root {key_path}")
+    _refused(_cloudfront_cli("mount", key_path, tmp_path), str(key_path), "uid 65534",
+             f"chown root {key_path}")
     _refused(_cloudfront_cli("url", key_path, tmp_path), str(key_path), "owned by")
     assert not mounts.mountpoints.mounted_at(str(tmp_path / "mp"))
     os.chown(key_path, 0, 0)
@@ -289,7 +293,7 @@ def test_a_config_file_with_a_secret_that_others_can_read_gets_a_warning(tmp_pat
     # the mount says it too (here it then fails: nothing listens at the endpoint)
     mp = tmp_path / "mp"
     mp.mkdir()
-    for foreground in (["-f"], []):  # in the background the parent says it, and the daemon child does not repeat it
+    for foreground in (["-f"], []):  # in the background the parent says it, not the daemon child again
         done = subprocess.run([sys.executable, "-m", "s3regfs", "mount", *foreground, "--config", str(config),
                                str(mp)], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == exitcodes.STORAGE, done.stderr
@@ -299,7 +303,7 @@ def test_a_config_file_with_a_secret_that_others_can_read_gets_a_warning(tmp_pat
 
 def test_a_config_file_without_a_secret_may_be_readable(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
-    config.write_text(SECRET_CONFIG.replace("    secretkey: {secret}\n", "").replace("    accesskey: AKIDSECURITYTEST\n", ""))
+    config.write_text("".join(line + "\n" for line in SECRET_CONFIG.splitlines() if "key:" not in line))
     config.chmod(0o644)
     done = subprocess.run([sys.executable, "-m", "s3regfs", "url", "--config", str(config), "/docker/x"],
                           capture_output=True, text=True, timeout=60, env=DUMMY_CREDENTIALS, check=False)
@@ -358,6 +362,118 @@ def test_secrets_never_reach_logs(s3_mounts: MountSet, s3_proxy: S3Proxy, store:
     for name, text in outputs.items():
         for secret in [*secrets, fake_secret]:
             assert secret not in text, f"a secret ({secret[:4]}...) is in the {name} output"
+
+
+# -- secrets stay out of the environment of every process the mount starts ---------------------------
+
+ENV_PROBES = ("stat", "fusermount3")
+"""What the daemon runs: ``stat`` (readiness probe), ``fusermount3`` (unmount); wrapped to record their env"""
+
+
+def _record_environ_of(bin_dir: Path, dumps: Path) -> None:
+    """Wrappers first on PATH: each saves its own environment, then runs the real program."""
+    bin_dir.mkdir()
+    dumps.mkdir()
+    for name in ENV_PROBES:
+        real = shutil.which(name)
+        assert real, f"{name} is not installed"
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\ncat /proc/$$/environ > "{dumps}/{name}.$$"\nexec {real} "$@"\n')
+        script.chmod(0o755)
+
+
+def _daemon_of(mountpoint: Path) -> int:
+    """The pid of the background daemon serving ``mountpoint`` (the re-executed ``--daemon-child``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it just exited
+            continue
+        if b"--daemon-child" in argv and str(mountpoint).encode() in argv:
+            found.append(int(entry.name))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@needs_root_and_fuse
+@pytest.mark.fuse
+@pytest.mark.parametrize("how", ["background-registry", "background-aws", "foreground-registry"])
+def test_no_process_the_mount_starts_inherits_the_secret(tmp_path: Path, s3_server: Any, shared_bucket: str,
+                                                         store: BucketView, how: str) -> None:
+    """``s3regfs mount`` with the keys in the environment (``REGISTRY_STORAGE_S3_*`` or ``AWS_*``).
+
+    In the background (as the CLI, mount(8) and fstab start it) the daemon child never has them in its
+    environment; in the foreground (systemd) the daemon was started with them, but whatever it starts (the
+    readiness probe, ``fusermount3``) does not get them, in either case.
+    """
+    mode, source = how.split("-")
+    params = s3_server.driver_parameters(shared_bucket, rootdirectory=store.root)
+    access, secret = params.pop("accesskey"), params.pop("secretkey")
+    names = {"registry": ("REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"),
+             "aws": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}[source]
+    bin_dir, dumps, mp = tmp_path / "bin", tmp_path / "environ", tmp_path / "mnt"
+    _record_environ_of(bin_dir, dumps)
+    mp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REGISTRY_", "S3REGFS_"))}
+    env.update({names[0]: access, names[1]: secret, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    options = mounts.format_options({**mounts.s3_options(params)[0], "cache_dir": str(tmp_path / "cache")})
+    cmd = [sys.executable, "-m", "s3regfs", "mount", "--driver", "s3", "-o", options, str(mp)]
+    environs: dict[str, bytes] = {}
+    daemon = proc = None
+    try:
+        if mode == "background":  # returns once the daemon child answers
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+            assert done.returncode == exitcodes.OK, done.stderr
+            daemon = _daemon_of(mp)
+        else:
+            log_path = tmp_path / "mount.log"
+            with open(log_path, "wb") as log_file:
+                proc = subprocess.Popen([*cmd, "-f"], stdin=subprocess.DEVNULL, stdout=log_file,
+                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            daemon = proc.pid
+            mounts.wait_answering(mounts.Mount(mp, proc, log_path), 60)
+        data = blob(300_000, 7)
+        (mp / "written").write_bytes(data)  # the keys did reach the daemon
+        assert sha(store.get("written") or b"") == sha(data)
+        for pid in [daemon, *_descendants(daemon)] if mode == "background" else _descendants(daemon):
+            environs[f"process {pid}"] = Path(f"/proc/{pid}/environ").read_bytes()
+        pidfd = os.pidfd_open(daemon)
+        os.kill(daemon, signal.SIGTERM)  # it unmounts itself with fusermount3
+        assert select.select([pidfd], [], [], 60)[0], "the daemon did not exit within 60 s of SIGTERM"
+        os.close(pidfd)
+    finally:
+        if mounts.mountpoints.mounted_at(str(mp)):
+            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True, check=False)
+        if daemon is not None and Path(f"/proc/{daemon}").exists():
+            os.kill(daemon, signal.SIGKILL)
+        if proc is not None:
+            proc.wait(30)
+    for dump in dumps.iterdir():
+        environs[dump.name] = dump.read_bytes()
+    assert any(name.startswith("stat.") for name in environs), environs.keys()  # the probe ran, through us
+    assert any(name.startswith("fusermount3.") for name in environs), environs.keys()
+    assert all(f"PATH={bin_dir}".encode() in e for e in environs.values())  # the recordings are the real env
+    for name, environ in environs.items():  # (booleans: a failure must not print the environment)
+        has_secret, has_access = secret.encode() in environ, access.encode() in environ
+        assert not has_secret, f"the secret key is in the environment of {name}"
+        assert not has_access, f"the access key is in the environment of {name}"
 
 
 # -- signed URLs -------------------------------------------------------------------------------------
