@@ -7,7 +7,9 @@ detached child and waits for that child's ``READY=1``):
 1. the mount point is checked (:mod:`s3regfs.mountpoint`: missing, not a
    directory, already mounted, stale) and the storage answers one LIST;
 2. the core and the adapter are built, and mfusepy runs the libfuse 3
-   multi-threaded loop (``hard_remove``, ``fsname``/``subtype`` ``s3regfs``,
+   multi-threaded loop (``fsname``/``subtype`` ``s3regfs``; no ``hard_remove``: libfuse's
+   ``.fuse_hidden*`` stand-in names let ``fstat`` reach unlinked open files, and the core
+   keeps them out of listings and the bucket;
    ``default_permissions`` with ``allow_other``, ``ro`` for read-only);
 3. a probe thread has a short-lived child process statfs the mount point
    and sends ``READY=1`` once the mount answers (then raises the kernel
@@ -108,7 +110,6 @@ def fuse_options(options: FsOptions, allow_other: bool, extra: dict[str, Any]) -
     chosen: dict[str, Any] = {
         "fsname": "s3regfs",
         "subtype": "s3regfs",
-        "hard_remove": True,
         "entry_timeout": kernel_ttl,
         "attr_timeout": kernel_ttl,
         "negative_timeout": 0.0,

@@ -385,7 +385,8 @@ _OPTIONS = [
         "fs",
         int_parser(0, 1024),
         str(_fs_default("max_streaming_writers")),
-        "files streaming at once (each holds part buffers); others stage on disk",
+        "files streaming at once (each holds part buffers); others stage on disk and upload at close, "
+        "at most this + 1 multipart uploads at once (the write memory bound)",
     ),
     Option(
         "unlink_download_max",

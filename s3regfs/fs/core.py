@@ -26,25 +26,27 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import stat
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from s3regfs.driver.base import FileInfo, StorageDriver
-from s3regfs.driver.errors import PathNotFoundError
+from s3regfs.driver.errors import ObjectChangedError, PathNotFoundError
 from s3regfs.fs import paths
 from s3regfs.fs.datacache import DataCache
 from s3regfs.fs.errors import FsError, io_error
 from s3regfs.fs.handles import Handle, HandleTable, PathLocks
 from s3regfs.fs.listing import Lister, meta_of
-from s3regfs.fs.metacache import ABSENT, Meta, MetaCache, Overrides
+from s3regfs.fs.metacache import ABSENT, Meta, MetaCache, Override, Overrides
 from s3regfs.fs.options import FsOptions
 from s3regfs.fs.readahead import ByteBudget, ReadStream
 from s3regfs.fs.spill import SpillArea
+from s3regfs.fs.uploadgate import UploadGate
 from s3regfs.fs.writeback import Node, WriteContext
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 _DIR = Meta(True, 0, 0.0)
 _KEEP = 0xFFFFFFFF  # chown's "leave unchanged" (-1 as an unsigned id)
+PUT_BUDGET_THRESHOLDS = 4
+"""Single PUTs in flight hold at most this many ``stream_threshold``s of memory together."""
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,9 @@ class RegistryFilesystem:
             options,
             self._spill,
             self._pool,
-            threading.BoundedSemaphore(max(1, options.max_streaming_writers)),
+            UploadGate(options.max_streaming_writers, PUT_BUDGET_THRESHOLDS * options.stream_threshold),
             self._committed,
         )
-        if options.max_streaming_writers <= 0:
-            self._ctx.streams.acquire()  # the one slot is never free: no streaming
         self._handles = HandleTable()
         self._paths = PathLocks()
         self._ns = threading.RLock()
@@ -110,6 +112,7 @@ class RegistryFilesystem:
         self._local_dirs: dict[str, float] = {}
         self._local_kids: dict[str, set[str]] = {}  # parent -> names of its local dirs
         self._hidden: dict[str, Node] = {}
+        self._orphans: dict[str, Node] = {}  # libfuse's .fuse_hidden* stand-in names → open unlinked files
         self._overrides = Overrides()
         self._file_mode = stat.S_IFREG | (options.file_mode & 0o7777)
         self._dir_mode = stat.S_IFDIR | (options.dir_mode & 0o7777)
@@ -130,17 +133,24 @@ class RegistryFilesystem:
 
     # == attributes ==================================================================================
 
-    def getattr(self, path: str, fh: int | None = None) -> Attr:
+    def getattr(self, path: str | None, fh: int | None = None) -> Attr:
         if fh is not None:
             try:
                 node = self._handles.get(fh).node
             except FsError:
                 node = None
             if node is not None:
-                return self._attr(node.path or path, node.meta(), live=True)
+                name = node.path
+                if name is None:  # unlinked while open: fstat works as on a local disk
+                    return self._unlinked_attr(node)
+                return self._attr(name, node.meta(), live=True)
+        if path is None:
+            raise FsError(errno.EBADF, f"no open file handle {fh}")
         if path == "/":
             return self._attr("/", _DIR)
         dpath = paths.for_lookup(path)
+        if _hidden_name(dpath):
+            return self._unlinked_attr(self._orphan(dpath))
         meta, live = self._resolve(dpath)
         return self._attr(dpath, meta, live)
 
@@ -155,6 +165,12 @@ class RegistryFilesystem:
             return Attr(mode, size, mtime, nlink, opts.uid, opts.gid)
         return self._overridden(path, meta, live, Attr(mode, size, mtime, nlink, opts.uid, opts.gid))
 
+    def _unlinked_attr(self, node: Node) -> Attr:
+        """An open file without a name: link count 0, and what fchmod/futimens set on it."""
+        meta = node.meta()
+        attr = Attr(self._file_mode, meta.size, meta.mtime, 0, self.options.uid, self.options.gid)
+        return _apply(node.override, attr) if node.override is not None else attr
+
     def _overridden(self, path: str, meta: Meta, live: bool, attr: Attr) -> Attr:
         """``attr`` with what chmod/chown/utimens set on ``path`` (dropped once the object changed)."""
         override = self._overrides.get(path)
@@ -164,15 +180,7 @@ class RegistryFilesystem:
         if exact and override.base is not None and override.base != (meta.size, meta.mtime):
             self._overrides.pop(path)  # the object was replaced: its own attributes are back
             return attr
-        mode = attr.mode if override.mode is None else stat.S_IFMT(attr.mode) | (override.mode & 0o7777)
-        return Attr(
-            mode,
-            attr.size,
-            attr.mtime if override.mtime is None else override.mtime,
-            attr.nlink,
-            attr.uid if override.uid is None else override.uid,
-            attr.gid if override.gid is None else override.gid,
-        )
+        return _apply(override, attr)
 
     def _resolve(self, path: str) -> tuple[Meta, bool]:
         """What ``path`` is (``live`` when it is an open file); ENOENT when nothing."""
@@ -192,6 +200,10 @@ class RegistryFilesystem:
         """What this mount knows about ``path`` without a request: Meta, ABSENT, or None."""
         if path == "/":
             return _DIR
+        if _hidden_name(path):
+            with self._ns:
+                orphan = self._orphans.get(path)
+            return orphan.meta() if orphan is not None else ABSENT
         with self._ns:
             node = self._nodes.get(path)
             if node is not None:
@@ -205,6 +217,10 @@ class RegistryFilesystem:
     def _lookup(self, path: str) -> tuple[Meta, bool] | None:
         if path == "/":
             return _DIR, False
+        if _hidden_name(path):  # libfuse's stand-in names are never keys: no request
+            with self._ns:
+                orphan = self._orphans.get(path)
+            return (orphan.meta(), True) if orphan is not None else None
         with self._ns:
             node = self._nodes.get(path)
             if node is not None:
@@ -301,6 +317,10 @@ class RegistryFilesystem:
         with self._paths.hold(dpath):
             self._dir_or_fail(dpath)
             self._check_empty(dpath)
+            with self._ns:
+                hidden = [p for p in self._hidden if paths.is_under(p, dpath)]
+            for key in hidden:  # unlinked but still open: copied locally so their keys go now
+                self._unhide(key, delete=True)
             with self._ns:
                 self._drop_local_dir(dpath)
             self._cache.removed(dpath)
@@ -416,23 +436,53 @@ class RegistryFilesystem:
         if handle.flags & os.O_ACCMODE == os.O_WRONLY:
             raise FsError(errno.EBADF, f"handle {fh} is not open for reading")
         node = handle.node
-        data = node.read_local(offset, size)
-        if data is not None:
+        learned = False
+        for _ in range(4):  # a read, a re-pin (docs/SEMANTICS.md, "read"), the read again
+            data = node.read_local(offset, size)
+            if data is not None:
+                return data
+            with node.lock:
+                key, total, etag, served = node.key, node.size, node.pinned_etag(), node.served
+                moved = key != node.pinned_key  # this mount renamed it: pin the copy at the new key
+                learn = etag is None and not served and not moved and node.path == key
+            if key is None:
+                return b""
+            cached = self._datacache is not None and self._datacache.applies(key)
+            if (moved or (learn and cached)) and not learned:  # a data-cached file needs its version
+                learned = True
+                if self._repin(node, key, etag):
+                    continue
+                if moved:
+                    raise FsError(errno.ESTALE, f"{key}: replaced since this mount moved it", logging.ERROR)
+            try:
+                data = self._reader(handle, key, total, etag).read(offset, size)
+            except ObjectChangedError:
+                if self._repin(node, key, etag):
+                    continue
+                raise  # bytes of the pinned version were returned: ESTALE, never another version's
+            if data and not served:
+                with node.lock:
+                    if (node.key, node.size, node.pinned_etag()) != (key, total, etag):
+                        continue  # re-pinned meanwhile by another reader: these may be the old version's
+                    node.served = True
             return data
-        with node.lock:
-            key, total = node.key, node.size
-        if key is None:
-            return b""
-        return self._reader(handle, key, total).read(offset, size)
+        raise FsError(errno.ESTALE, f"{node.key}: keeps changing under the reader", logging.ERROR)
 
-    def _reader(self, handle: Handle, key: str, size: int) -> ReadStream:
+    def _repin(self, node: Node, key: str, etag: str | None) -> bool:
+        """``key`` does not hold the version ``node`` reads: True when it may read the current one."""
+        ok, fresh = node.repin(etag)
+        if fresh is not None and node.path == key:
+            self._cache.put(key, fresh)  # the next open reads the current version
+        return ok
+
+    def _reader(self, handle: Handle, key: str, size: int, etag: str | None) -> ReadStream:
         with handle.lock:
-            if handle.reader is None or handle.reader_key != (key, size):
+            if handle.reader is None or handle.reader_key != (key, size, etag):
                 if handle.reader is not None:
                     handle.reader.close()
                 opts = self.options
                 handle.reader = ReadStream(
-                    self._fetcher(key, size),
+                    self._fetcher(key, size, etag),
                     size,
                     self._pool,
                     self._budget,
@@ -441,22 +491,24 @@ class RegistryFilesystem:
                     opts.read_part_size,
                     self._align(key),
                 )
-                handle.reader_key = (key, size)
+                handle.reader_key = (key, size, etag)
             return handle.reader
 
     def _align(self, key: str) -> int:
         cache = self._datacache
         return cache.block if cache is not None and cache.applies(key) else 1
 
-    def _fetcher(self, key: str, size: int) -> Callable[[int, int], bytes]:
-        cache = self._datacache if self._datacache is not None and self._datacache.applies(key) else None
+    def _fetcher(self, key: str, size: int, etag: str | None) -> Callable[[int, int], bytes]:
+        """Reads of version ``etag`` of ``key`` (unpinned and never data-cached when it is None)."""
+        cache = self._datacache
+        cache = cache if cache is not None and cache.applies(key) and etag is not None else None
 
         def fetch(offset: int, length: int) -> bytes:
             if cache is not None:
-                hit = cache.read(key, size, offset, length)
+                hit = cache.read(key, size, etag, offset, length)  # type: ignore[arg-type]
                 if hit is not None:
                     return hit
-            data = self.driver.read_range(key, offset, length)
+            data = self.driver.read_range(key, offset, length, etag)
             if len(data) != length:
                 raise FsError(
                     errno.EIO,
@@ -465,7 +517,7 @@ class RegistryFilesystem:
                     logging.ERROR,
                 )
             if cache is not None:
-                cache.store(key, size, offset, data)
+                cache.store(key, size, etag, offset, data)  # type: ignore[arg-type]
             return data
 
         return fetch
@@ -491,6 +543,9 @@ class RegistryFilesystem:
             handle.wrote = True
             return
         dpath = paths.for_lookup(path)
+        if _hidden_name(dpath):
+            self._orphan(dpath).truncate(length)
+            return
         with self._paths.hold(dpath):
             with self._ns:
                 node = self._nodes.get(dpath)
@@ -555,10 +610,11 @@ class RegistryFilesystem:
             with self._ns:
                 if node.path is not None and self._nodes.get(node.path) is node:
                     del self._nodes[node.path]
-                if node.deferred_delete and node.key is not None and self._hidden.get(node.key) is node:
-                    del self._hidden[node.key]
             if node.deferred_delete and node.key is not None:
                 self._deferred_delete(node.key, node.remote)
+                with self._ns:  # only now: an rmdir of its directory waits for this delete
+                    if self._hidden.get(node.key) is node:
+                        del self._hidden[node.key]
             node.close()
 
     def _deferred_delete(self, key: str, expected: Meta | None) -> None:
@@ -581,6 +637,11 @@ class RegistryFilesystem:
     def unlink(self, path: str) -> None:
         self._writable()
         dpath = paths.for_lookup(path)
+        if _hidden_name(dpath):  # libfuse drops its stand-in name at the last close
+            with self._ns:
+                if self._orphans.pop(dpath, None) is None:
+                    raise FsError(errno.ENOENT, f"{dpath}: no such file")
+            return
         with self._paths.hold(dpath):
             with self._ns:
                 node = self._nodes.get(dpath)
@@ -612,6 +673,36 @@ class RegistryFilesystem:
                 if self._nodes.get(dpath) is node:
                     del self._nodes[dpath]
 
+    def _hide(self, src: str, hidden: str) -> None:
+        """libfuse's unlink (or rename over) of an open file: ``src`` becomes the stand-in ``hidden``.
+
+        The file is unlinked as by :meth:`unlink`; the stand-in name only lets ``fstat`` and friends
+        reach the open file (libfuse asks by path): it is never a key, never listed, and libfuse
+        unlinks it at the last close.
+        """
+        with self._paths.hold(src):
+            with self._ns:
+                node = self._nodes.get(src)
+            if node is None:  # already released here: a plain unlink
+                self.unlink(src)
+                return
+            self._unlink_open(node, src)
+            self._cache.removed(src)
+            override = self._overrides.pop(src)
+            self._keep_parent(src)
+        with node.lock:
+            if override is not None and node.override is None:
+                node.override = replace(override, base=None)
+        with self._ns:
+            self._orphans[hidden] = node
+
+    def _orphan(self, hidden: str) -> Node:
+        with self._ns:
+            node = self._orphans.get(hidden)
+        if node is None:
+            raise FsError(errno.ENOENT, f"{hidden}: no such file")
+        return node
+
     def _unhide(self, dpath: str, delete: bool) -> None:
         """A name hidden by unlink-while-open is reused: give the old handles a local copy first."""
         with self._ns:
@@ -619,6 +710,8 @@ class RegistryFilesystem:
         if node is None:
             return
         with node.lock:
+            if node.refs == 0:  # its last close ran (under this lock) and deleted the key
+                return
             node.ensure_local()
             node.deferred_delete = False
             node.key = None
@@ -658,6 +751,9 @@ class RegistryFilesystem:
         self._writable()
         src = paths.for_lookup(old)
         dst = paths.for_create(new)
+        if _hidden_name(dst):
+            self._hide(src, dst)
+            return
         if "/" in (src, dst):
             raise FsError(errno.EBUSY, "the mount root cannot be renamed")
         if paths.is_under(dst, src):
@@ -794,6 +890,8 @@ class RegistryFilesystem:
         for path in sorted(p for p in self._local_dirs if p == src or paths.is_under(p, src)):
             when = self._drop_local_dir(path)
             self._add_local_dir(paths.rebase(path, src, dst), when or self.mount_time)
+        for path in [p for p in self._orphans if paths.is_under(p, src)]:
+            self._orphans[paths.rebase(path, src, dst)] = self._orphans.pop(path)
         for path in [p for p in self._nodes if paths.is_under(p, src)]:
             node = self._nodes.pop(path)
             new_path = paths.rebase(path, src, dst)
@@ -805,19 +903,35 @@ class RegistryFilesystem:
 
     # == attributes that are accepted but not stored =================================================
 
-    def chmod(self, path: str, mode: int) -> None:
-        self._set_override(path, mode=mode & 0o7777)
+    def chmod(self, path: str | None, mode: int, fh: int | None = None) -> None:
+        self._set_override(path, fh, mode=mode & 0o7777)
 
-    def chown(self, path: str, uid: int, gid: int) -> None:
+    def chown(self, path: str | None, uid: int, gid: int, fh: int | None = None) -> None:
         keep = (-1, _KEEP)
-        self._set_override(path, uid=None if uid in keep else uid, gid=None if gid in keep else gid)
+        self._set_override(path, fh, uid=None if uid in keep else uid, gid=None if gid in keep else gid)
 
-    def utimens(self, path: str, times: tuple[float, float] | None) -> None:
-        self._set_override(path, mtime=time.time() if times is None else float(times[1]))
+    def utimens(self, path: str | None, times: tuple[float, float] | None, fh: int | None = None) -> None:
+        self._set_override(path, fh, mtime=time.time() if times is None else float(times[1]))
 
-    def _set_override(self, path: str, **fields: object) -> None:
+    def _set_override(self, path: str | None, fh: int | None, **fields: object) -> None:
         self._writable()
+        if fh is not None:
+            node = self._handles.get(fh).node
+            with node.lock:
+                if node.path is None:  # unlinked: the attributes live with the open file
+                    values = {k: v for k, v in fields.items() if v is not None}
+                    node.override = replace(node.override or Override(), **values)  # type: ignore[arg-type]
+                    return
+                path = node.path
+        if path is None:
+            raise FsError(errno.EBADF, "no path and no open file handle")
         dpath = "/" if path == "/" else paths.for_lookup(path)
+        if _hidden_name(dpath):
+            orphan = self._orphan(dpath)
+            with orphan.lock:
+                values = {k: v for k, v in fields.items() if v is not None}
+                orphan.override = replace(orphan.override or Override(), **values)  # type: ignore[arg-type]
+            return
         meta, live = self._resolve(dpath)
         base = None
         if not meta.is_dir and not live:
@@ -930,6 +1044,27 @@ class RegistryFilesystem:
     def _writable(self) -> None:
         if self.options.read_only:
             raise FsError(errno.EROFS, "read-only mount")
+
+
+_HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}")
+"""libfuse's stand-in for an unlinked open file (``hidden_name()``: ``.fuse_hidden%08x%08x``)."""
+
+
+def _hidden_name(path: str) -> bool:
+    return _HIDDEN_NAME.fullmatch(paths.basename(path)) is not None
+
+
+def _apply(override: Override, attr: Attr) -> Attr:
+    """``attr`` with the fields chmod/chown/utimens set."""
+    mode = attr.mode if override.mode is None else stat.S_IFMT(attr.mode) | (override.mode & 0o7777)
+    return Attr(
+        mode,
+        attr.size,
+        attr.mtime if override.mtime is None else override.mtime,
+        attr.nlink,
+        attr.uid if override.uid is None else override.uid,
+        attr.gid if override.gid is None else override.gid,
+    )
 
 
 def _usable(cache_dir: str, make: Callable[[], T]) -> T:

@@ -10,7 +10,7 @@ logged with their traceback; nothing reaches mfusepy, which would answer
 provides.
 
 Also owns :class:`RegistryFUSE`, the small :class:`mfusepy.FUSE` subclass that
-fills three gaps of mfusepy 3.1 against libfuse 3:
+fills four gaps of mfusepy 3.1 against libfuse 3:
 
 * ``readdir`` passes full attributes with ``FUSE_FILL_DIR_PLUS`` and real
   offsets, so the kernel's READDIRPLUS gets every entry's attributes and
@@ -18,7 +18,8 @@ fills three gaps of mfusepy 3.1 against libfuse 3:
   attributes of entries given with a non-zero offset);
 * ``rename`` passes the ``renameat2`` flags (``RENAME_NOREPLACE``/``EXCHANGE``)
   instead of dropping them;
-* ``truncate`` passes the file handle of an ``ftruncate``;
+* ``truncate``, ``chmod``, ``chown`` and ``utimens`` pass the file handle of an ``ftruncate``,
+  ``fchmod``, ``fchown`` and ``futimens`` (with ``nullpath_ok``, an unlinked file has no path);
 
 and keeps one Python thread state per libfuse worker thread (:func:`_pin_thread_state`):
 a ctypes callback on a thread Python did not start otherwise creates and destroys a
@@ -61,6 +62,8 @@ UNKNOWN_INO = 0xFFFFFFFF
 """libfuse's FUSE_UNKNOWN_INO, for ``.``/``..`` (an inode 0 entry is skipped by readdir(3))."""
 FILL_DIR_PLUS = 1 << 1
 """``enum fuse_fill_dir_flags`` FUSE_FILL_DIR_PLUS: the stat passed to the filler is complete."""
+CAP_PARALLEL_DIROPS = 1 << 18
+"""libfuse 3 ``FUSE_CAP_PARALLEL_DIROPS`` (``fuse_common.h``)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -106,18 +109,25 @@ _DOT = {"st_mode": stat.S_IFDIR, "st_ino": UNKNOWN_INO}
 
 
 class _Listings:
-    """The listing each open directory handle reads from (taken at offset 0, so rewinddir refreshes)."""
+    """Each open directory handle: its path (``nullpath_ok`` gives readdir none) and the listing it
+    reads from (taken at offset 0, so rewinddir refreshes)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._by_fh: dict[int, list[tuple[str, dict[str, int]]]] = {}
+        self._paths: dict[int, str] = {}
 
-    def open(self) -> int:
+    def open(self, path: str) -> int:
         with self._lock:
             fh = next(self._ids)
             self._by_fh[fh] = []
+            self._paths[fh] = path
             return fh
+
+    def path(self, fh: int, given: str | None) -> str:
+        with self._lock:
+            return given if given is not None else self._paths.get(fh, "/")
 
     def put(self, fh: int, entries: list[tuple[str, dict[str, int]]]) -> None:
         with self._lock:
@@ -130,6 +140,7 @@ class _Listings:
     def close(self, fh: int) -> None:
         with self._lock:
             self._by_fh.pop(fh, None)
+            self._paths.pop(fh, None)
 
 
 class S3RegOperations(Operations):  # type: ignore[misc]
@@ -151,7 +162,18 @@ class S3RegOperations(Operations):  # type: ignore[misc]
 
     # -- lifecycle (hooks of s3regfs.mount) --------------------------------------------
 
-    def init(self, path: str) -> None:
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """Connection settings (the translation of SEMANTICS.md's promises into libfuse's flags).
+
+        * ``nullpath_ok``: operations on a handle whose name was unlinked get no path (instead of
+          libfuse's ``ESTALE``): ``fstat``/``ftruncate``/``fchmod`` of an unlinked open file work;
+        * ``FUSE_CAP_PARALLEL_DIROPS``: the kernel does not serialise lookups and listings within
+          one directory, so a slow lookup never holds up a cached answer next to it.
+        """
+        if config is not None:
+            config.nullpath_ok = 1
+        if conn is not None and conn.capable & CAP_PARALLEL_DIROPS:
+            conn.want |= CAP_PARALLEL_DIROPS
         if self._on_init is not None:
             self._on_init()
 
@@ -167,12 +189,14 @@ class S3RegOperations(Operations):  # type: ignore[misc]
 
     @_errors_to_errno
     def opendir(self, path: str) -> int:
-        return self._listings.open()
+        return self._listings.open(path)
 
     @_errors_to_errno
-    def readdir_with_offset(self, path: str, offset: int, fh: int) -> Iterator[tuple[str, dict[str, int], int]]:
+    def readdir_with_offset(
+        self, path: str | None, offset: int, fh: int
+    ) -> Iterator[tuple[str, dict[str, int], int]]:
         if offset == 0:
-            listing = [(name, stat_dict(attr)) for name, attr in self.core.readdir(path)]
+            listing = [(name, stat_dict(attr)) for name, attr in self.core.readdir(self._listings.path(fh, path))]
             self._listings.put(fh, [(".", _DOT), ("..", _DOT), *listing])
         entries = self._listings.get(fh)
         return ((entries[i][0], entries[i][1], i + 1) for i in range(offset, len(entries)))
@@ -247,19 +271,19 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return 0
 
     @_errors_to_errno
-    def chmod(self, path: str, mode: int) -> int:
-        self.core.chmod(path, mode)
+    def chmod(self, path: str | None, mode: int, fh: int | None = None) -> int:
+        self.core.chmod(path, mode, fh)
         return 0
 
     @_errors_to_errno
-    def chown(self, path: str, uid: int, gid: int) -> int:
-        self.core.chown(path, uid, gid)
+    def chown(self, path: str | None, uid: int, gid: int, fh: int | None = None) -> int:
+        self.core.chown(path, uid, gid, fh)
         return 0
 
     @_errors_to_errno
-    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None, fh: int | None = None) -> int:
         seconds = None if times is None else (times[0] / 1e9, times[1] / 1e9)
-        self.core.utimens(path, seconds)
+        self.core.utimens(path, seconds, fh)
         return 0
 
     # -- extended attributes ---------------------------------------------------------------
@@ -370,3 +394,18 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
     def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
         fh = fip.contents.fh if fip else None
         return cast(int, self.operations.truncate(self._decode(path), length, fh))
+
+    def chmod_fuse_3(self, path: bytes | None, mode: int, fip: Any) -> int:
+        return cast(int, self.operations.chmod(self._decode(path), mode, fip.contents.fh if fip else None))
+
+    def chown_fuse_3(self, path: bytes | None, uid: int, gid: int, fip: Any) -> int:
+        uid = -1 if mfusepy.c_uid_t(uid + 1).value == 0 else uid  # (uid_t)-1: leave unchanged
+        gid = -1 if mfusepy.c_gid_t(gid + 1).value == 0 else gid
+        return cast(int, self.operations.chown(self._decode(path), uid, gid, fip.contents.fh if fip else None))
+
+    def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        times = None
+        if buf:
+            times = (mfusepy.time_of_timespec(buf.contents.actime, use_ns=True),
+                     mfusepy.time_of_timespec(buf.contents.modtime, use_ns=True))
+        return cast(int, self.operations.utimens(self._decode(path), times, fip.contents.fh if fip else None))

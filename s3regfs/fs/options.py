@@ -49,8 +49,9 @@ class FsOptions:
     # past it sequentially starts streaming into the driver's FileWriter.
     stream_threshold: int = 8 * MiB
     # At most this many files stream at once (each holds the writer's part buffers); others stage
-    # on disk and upload at close.
-    max_streaming_writers: int = 4
+    # on disk and upload at close, where at most this many + 1 multipart uploads run at once
+    # (s3regfs.fs.uploadgate: the write memory bound of docs/SEMANTICS.md).
+    max_streaming_writers: int = 2
     # unlink of a file open only for reading: a file up to this size is copied to a local spill
     # file and deleted at once; a larger one is hidden at once and deleted at its last close.
     unlink_download_max: int = 8 * MiB

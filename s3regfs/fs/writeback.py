@@ -16,7 +16,8 @@ file written with ``dd``/``cp``, a registry upload, ...) also **streams** into
 ``driver.writer(key)``: the driver uploads parts while the application writes, and
 ``commit`` only finishes the last part.  A write anywhere but the end, a truncate, or a
 failed part cancels the stream; the local copy is complete, so nothing is lost and the
-commit uploads from it.  At most ``max_streaming_writers`` nodes stream at once (memory).
+commit uploads from it.  The :class:`~s3regfs.fs.uploadgate.UploadGate` bounds the memory: at
+most ``max_streaming_writers`` nodes stream at once, and uploads at close wait for their turn.
 
 ``commit`` (called by flush, fsync and the last release) uploads a dirty node: through the
 stream, with one ``put_content`` below ``stream_threshold``, or through a fresh writer fed
@@ -37,14 +38,19 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from s3regfs.driver.base import FileWriter, StorageDriver
+from s3regfs.driver.errors import ObjectChangedError, PathNotFoundError
 from s3regfs.fs.errors import FsError, io_error
-from s3regfs.fs.metacache import Meta
+from s3regfs.fs.listing import meta_of
+from s3regfs.fs.metacache import Meta, Override
 from s3regfs.fs.options import FsOptions
 from s3regfs.fs.spill import SpillArea, SpillFile
+from s3regfs.fs.uploadgate import UploadGate
 
 log = logging.getLogger(__name__)
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+FEED_PIECE = 1024 * 1024
+"""Bytes read from a local copy per ``writer.write`` (the writer buffers whole parts itself)."""
 
 
 @dataclass
@@ -55,7 +61,7 @@ class WriteContext:
     options: FsOptions
     spill: SpillArea
     pool: ThreadPoolExecutor
-    streams: threading.BoundedSemaphore
+    gate: UploadGate
     on_commit: Callable[[Node, str, Meta], None]
 
 
@@ -67,17 +73,21 @@ class Node:
         self.lock = threading.RLock()
         self.path: str | None = path  # the name in the namespace; None once unlinked
         self.key: str | None = path if remote is not None else None  # where the committed bytes are
-        self.remote = remote
+        self.remote = remote  # the committed version; remote reads are pinned to its etag at pinned_key
+        self.pinned_key = self.key  # differs from key after this mount moved the object (rename)
+        self.served = False  # a byte of the remote version was returned: it may no longer be re-pinned
         self.refs = 0
         self.local: SpillFile | None = None
         self.size = remote.size if remote is not None else 0
         self.mtime = remote.mtime if remote is not None else time.time()
         self.dirty = False
         self.stream: FileWriter | None = None
+        self.stream_slot = False  # holds one of the gate's streaming slots
         self.stream_ok = True
         self.copy_lost = False
         self.failed: BaseException | None = None  # data that can no longer be saved
         self.deferred_delete = False
+        self.override: Override | None = None  # fchmod/futimens of the file once unlinked
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -159,24 +169,70 @@ class Node:
             return data
 
     def ensure_local(self) -> None:
-        """Make a local copy of the committed object (downloaded in parallel ranged reads)."""
+        """Make a local copy of the committed object (downloaded in parallel ranged reads).
+
+        The download is pinned to the node's version; when that is gone it is re-pinned (once)
+        if :meth:`repin` allows it, else ``ESTALE``: a copy never mixes two versions.
+        """
         if self.local is not None:
             return
-        spill = self.ctx.spill.new()
-        try:
-            if self.size > 0 and self.key is not None:
-                self._download(spill, self.key, self.size)
-        except BaseException:
-            spill.close()
-            raise
+        for first in (True, False):
+            spill = self.ctx.spill.new()
+            etag = self.pinned_etag()
+            try:
+                if self.size > 0 and self.key is not None:
+                    self._download(spill, self.key, self.size, etag)
+                break
+            except ObjectChangedError as exc:
+                spill.close()
+                if not (first and self.repin(etag)[0]):
+                    raise io_error(f"{self.key}: the version this file was opened at is gone", exc) from exc
+            except BaseException:
+                spill.close()
+                raise
         self.local = spill
 
-    def _download(self, spill: SpillFile, key: str, size: int) -> None:
+    def pinned_etag(self) -> str | None:
+        """The version remote reads of ``key`` must get (None: unknown, or not pinned yet after a move)."""
+        if self.remote is None or self.key != self.pinned_key:
+            return None
+        return self.remote.etag
+
+    def repin(self, failed: str | None) -> tuple[bool, Meta | None]:
+        """``key`` no longer holds the pinned version ``failed``: go on with the version there now?
+
+        Allowed while no byte of the pinned version was returned (a stale cached version, replaced
+        before the first read), and after this mount moved the object here (same size: its own
+        copy); never for an unlinked file (the key then names another file).  Returns (True when
+        reads may go on, also when another thread re-pinned first; what ``key`` holds now).
+        """
+        with self.lock:
+            key = self.key
+        if key is None:
+            return False, None
+        try:
+            fresh = meta_of(self.ctx.driver.stat(key))
+        except PathNotFoundError:
+            return False, None
+        with self.lock:
+            if self.key != key or self.local is not None or self.pinned_etag() != failed:
+                return True, fresh  # changed meanwhile: try again
+            moved = self.pinned_key != key
+            if fresh.is_dir or (self.path is None and not moved):
+                return False, fresh
+            if self.served and not (moved and fresh.size == self.size):
+                return False, fresh
+            if not moved:
+                log.info("%s: replaced before this handle read from it; reading the current version", key)
+            self.remote, self.size, self.mtime, self.pinned_key = fresh, fresh.size, fresh.mtime, key
+            return True, fresh
+
+    def _download(self, spill: SpillFile, key: str, size: int, etag: str | None = None) -> None:
         part = max(1, self.ctx.options.read_part_size)
 
         def piece(start: int) -> None:
             length = min(part, size - start)
-            data = self.ctx.driver.read_range(key, start, length)
+            data = self.ctx.driver.read_range(key, start, length, etag)
             if len(data) != length:
                 raise FsError(errno.EIO, f"{key}: short read at {start} ({len(data)} of {length} bytes)")
             spill.pwrite(start, data)
@@ -189,6 +245,8 @@ class Node:
             for future in futures:
                 future.cancel()
             wait(futures)  # no piece may write into the spill file after the caller closes it
+            if isinstance(exc, ObjectChangedError):
+                raise
             if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
                 raise FsError(exc.errno, f"{key}: no local space to stage the file: {exc}") from exc
             if isinstance(exc, Exception):
@@ -243,23 +301,26 @@ class Node:
         self._require_copy()
         data_len = self.size
         if data_len < self.ctx.options.stream_threshold or self.local is None:
-            data = self.local.pread(0, data_len) if self.local is not None else b""
-            if len(data) < data_len:
-                data += bytes(data_len - len(data))
-            self.ctx.driver.put_content(path, data)
+            with self.ctx.gate.put(data_len):
+                data = self.local.pread(0, data_len) if self.local is not None else b""
+                if len(data) < data_len:
+                    data += bytes(data_len - len(data))
+                self.ctx.driver.put_content(path, data)
             return
-        writer = self.ctx.driver.writer(path)
-        try:
-            self._feed(writer, data_len)
-            writer.commit()
-        except BaseException:
-            _quietly(writer.cancel)
-            raise
-        _quietly(writer.close)
+        with self.ctx.gate.multipart():
+            writer = self.ctx.driver.writer(path)
+            try:
+                self._feed(writer, data_len)
+                writer.commit()
+            except BaseException:
+                _quietly(writer.cancel)
+                raise
+            _quietly(writer.close)
 
     def _feed(self, writer: FileWriter, upto: int) -> None:
+        """Copy the local copy into ``writer`` in small pieces (the writer holds the parts)."""
         assert self.local is not None
-        part = max(1, self.ctx.options.read_part_size)
+        part = FEED_PIECE
         for start in range(0, upto, part):
             data = self.local.pread(start, min(part, upto - start))
             if len(data) < min(part, upto - start):
@@ -320,8 +381,9 @@ class Node:
         )
 
     def _start_stream(self) -> None:
-        if not self.ctx.streams.acquire(blocking=False):
+        if not self.ctx.gate.try_stream():
             return
+        self.stream_slot = True
         assert self.path is not None
         try:
             writer = self.ctx.driver.writer(self.path)
@@ -368,10 +430,9 @@ class Node:
         self.stream_ok = False
 
     def _release_stream_slot(self) -> None:
-        try:
-            self.ctx.streams.release()
-        except ValueError:
-            pass
+        if self.stream_slot:
+            self.stream_slot = False
+            self.ctx.gate.end_stream()
 
     def _close_local(self) -> None:
         if self.local is not None:

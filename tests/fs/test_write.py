@@ -626,3 +626,28 @@ def test_a_failed_download_for_a_modification_is_eio_and_can_be_retried(make_fs)
     m.fs.write(fh, 5, b"X")  # the next write downloads again
     m.fs.release(fh)
     assert m.store.get_content("/f") == data[:5] + b"X" + data[6:]
+
+
+def test_libfuse_stand_in_names_are_answered_from_the_open_file_without_requests(m: Mount) -> None:
+    m.write_file("/d/f", b"content")
+    fh = m.fs.open("/d/f", os.O_RDWR)
+    hidden = "/d/.fuse_hidden0000000400000001"
+    m.driver.reset()
+    with pytest.raises(FsError) as info:
+        m.fs.getattr(hidden)  # libfuse's check that the stand-in name is free
+    assert info.value.errno == errno.ENOENT
+    m.fs.rename("/d/f", hidden)  # libfuse's unlink of an open file
+    attr = m.fs.getattr(hidden)
+    assert (attr.size, attr.nlink) == (7, 0)
+    m.fs.chmod(hidden, 0o600)
+    m.fs.truncate(hidden, 3)
+    assert (m.fs.getattr(hidden).mode & 0o777, m.fs.getattr(None, fh).size) == (0o600, 3)
+    assert m.driver.count("stat") == 0  # the stand-in name is never asked of the bucket
+    assert m.names("/d") == []
+    assert m.fs.read(fh, 0, 10) == b"con"
+    m.fs.release(fh)
+    m.fs.unlink(hidden)  # libfuse drops it after the last close
+    with pytest.raises(PathNotFoundError):
+        m.store.stat("/d/f")
+    with pytest.raises(PathNotFoundError):
+        m.store.stat(hidden)  # never a key
