@@ -1,4 +1,4 @@
-"""Operations that S3 cannot hold, through a real mount: symlinks, FIFOs and device nodes, hard links, fallocate.
+"""Operations S3 cannot hold, through a real mount: symlinks, FIFOs, device nodes, hard links, fallocate.
 
 Each one is refused with the errno docs/SEMANTICS.md gives ("Operations that S3 cannot hold"), by the
 command-line tool a user would run (``ln -s``, ``mkfifo``, ``ln``, ``fallocate`` from util-linux) and by
