@@ -48,6 +48,7 @@ from s3regfs.driver.wrapper import DriverWrapper
 from s3regfs.errors import UserError
 from s3regfs.fs import operations
 from s3regfs.fs.core import RegistryFilesystem
+from s3regfs.fs.errors import CacheDirError
 from s3regfs.fs.operations import RegistryFUSE, S3RegOperations
 from s3regfs.fs.options import FsOptions
 
@@ -104,6 +105,18 @@ def probe_storage(driver: StorageDriver) -> None:
         ) from None
 
 
+def build_core(driver: StorageDriver, options: FsOptions) -> RegistryFilesystem:
+    """The filesystem core; a cache directory it cannot use is a one-line UserError."""
+    try:
+        return RegistryFilesystem(driver, options)
+    except CacheDirError as exc:
+        raise UserError(
+            f"the cache directory {exc.cache_dir} is not usable ({exc.reason}); "
+            "choose a writable one with -o cache_dir=DIR",
+            exitcodes.CONFIG,
+        ) from exc
+
+
 def fuse_options(options: FsOptions, allow_other: bool, extra: dict[str, Any]) -> dict[str, Any]:
     """The libfuse ``-o`` options (mfusepy keyword arguments) of a mount."""
     kernel_ttl = min(KERNEL_TTL_MAX, options.metadata_ttl)
@@ -153,7 +166,7 @@ class _Mount:
         self.notify("STATUS=Checking the storage")
         probe_storage(self.driver)
         with _SignalThread(self._on_signal):
-            self.core = RegistryFilesystem(self.driver, self.options)
+            self.core = build_core(self.driver, self.options)
             ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy)
             threading.Thread(target=self._announce_ready, name="s3regfs-ready", daemon=True).start()
             self.notify(f"STATUS=Mounting {self.path}")

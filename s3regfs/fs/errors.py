@@ -1,9 +1,10 @@
 """FsError and THE table that maps every exception to an errno.
 
 Owns: :class:`FsError` (an errno the core chose on purpose, with a message and
-the level it is logged at), :data:`ERRNO_TABLE` (exception class → errno, most
-specific class wins), :data:`CAUSE_TABLE` (how a wrapped driver failure's
-cause refines ``EIO``), :func:`to_errno` and :func:`table_markdown`, which
+the level it is logged at), :class:`CacheDirError` (the cache directory is not
+usable when the core is built; the mount words the advice), :data:`ERRNO_TABLE`
+(exception class → errno, most specific class wins), :data:`CAUSE_TABLE` (how a
+wrapped driver failure's cause refines ``EIO``), :func:`to_errno` and :func:`table_markdown`, which
 renders both tables exactly as docs/SEMANTICS.md prints them (a test checks
 that the document and this module agree).
 
@@ -50,6 +51,19 @@ class FsError(Exception):
 
     def __str__(self) -> str:
         return f"[{errno.errorcode.get(self.errno, self.errno)}] {self.message}"
+
+
+class CacheDirError(OSError):
+    """The cache directory cannot hold spill files or the data cache (raised when the core is built).
+
+    ``cache_dir`` is the directory and ``reason`` what the system said; the command line words
+    the advice (``-o cache_dir``), the core knows nothing of options or exit codes.
+    """
+
+    def __init__(self, cache_dir: str, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), cache_dir)
+        self.cache_dir = cache_dir
+        self.reason = cause.strerror or str(cause)
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,11 @@ _TABLE: tuple[tuple[type[BaseException], int | Resolver, str], ...] = (
     (StorageDriverError, errno.EIO, "any other driver error"),
     (TimeoutError, errno.ETIMEDOUT, "a local wait timed out"),
     (PermissionError, errno.EACCES, "local permission denied"),
+    (
+        CacheDirError,
+        lambda e: getattr(e, "errno", None) or errno.EIO,
+        "the cache directory is not usable (only when the mount starts)",
+    ),
     (OSError, lambda e: getattr(e, "errno", None) or errno.EIO, "its own errno (EIO if it has none)"),
     (CancelledError, errno.EINTR, "an operation cancelled by shutdown"),
     (MemoryError, errno.ENOMEM, "out of memory"),

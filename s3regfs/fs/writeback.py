@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from s3regfs.driver.base import FileWriter, StorageDriver
 from s3regfs.driver.errors import ObjectChangedError, PathNotFoundError
@@ -101,6 +101,67 @@ class Node:
     def is_remote(self) -> bool:
         """True when reads go to the committed object (no local copy)."""
         return self.local is None
+
+    # -- name, references and attributes (the namespace moves call these) ---------------------
+
+    def add_ref(self) -> None:
+        """One more handle (call under :attr:`lock`)."""
+        self.refs += 1
+
+    def drop_ref(self) -> int:
+        """One handle fewer (call under :attr:`lock`); the number left."""
+        self.refs -= 1
+        return self.refs
+
+    def move_to(self, path: str) -> None:
+        """The file is now named ``path``; its committed bytes moved there with it (if any)."""
+        self.path = path
+        if self.key is not None:
+            self.key = path
+
+    def move_key(self, key: str) -> None:
+        """The key awaiting a deferred delete was moved (a rename of its directory)."""
+        self.key = key
+
+    def detach(self) -> None:
+        """The name is gone (unlinked or taken): the handles keep the content, nothing is uploaded.
+
+        The commit drops any stream and the dirty flag (an unlinked file is never uploaded).
+        """
+        with self.lock:
+            self.path = None
+            self.commit()
+
+    def drop_key(self) -> None:
+        """The key no longer holds this file for its handles (deleted or reused): no deferred delete."""
+        with self.lock:
+            self.key = None
+            self.deferred_delete = False
+
+    def defer_delete(self) -> None:
+        """Unlinked while open and too large to copy: the key is deleted at the last close."""
+        with self.lock:
+            self.deferred_delete = True
+
+    def mark_served(self, key: str, size: int, etag: str | None) -> bool:
+        """A byte of version ``etag`` was returned; False when the node was re-pinned meanwhile."""
+        with self.lock:
+            if (self.key, self.size, self.pinned_etag()) != (key, size, etag):
+                return False
+            self.served = True
+            return True
+
+    def set_override(self, **fields: object) -> None:
+        """fchmod/fchown/futimens of an unlinked file: the attributes live with the open file."""
+        values = {k: v for k, v in fields.items() if v is not None}
+        with self.lock:
+            self.override = replace(self.override or Override(), **values)  # type: ignore[arg-type]
+
+    def adopt_override(self, override: Override | None) -> None:
+        """The attributes the name had, kept by the open file once it is unlinked."""
+        with self.lock:
+            if override is not None and self.override is None:
+                self.override = replace(override, base=None)
 
     # -- content changes -----------------------------------------------------------------------
 

@@ -332,7 +332,7 @@ class WithOtherWriter(Model):
         parent = os.path.dirname(local)
         if os.path.isdir(local) or (os.path.exists(parent) and not os.path.isdir(parent)):
             return  # a key the local tree cannot mirror (a file/directory clash)
-        if path in self.fs._nodes or path in self.fs._hidden:
+        if self.fs._ns.in_use(path):
             return  # two writers of one name at once: last commit wins (docs/SEMANTICS.md), no model
         os.makedirs(parent, exist_ok=True)
         with open(local, "wb") as f:

@@ -582,16 +582,24 @@ def test_spill_files_have_no_names_and_are_gone_after_upload(make_fs) -> None:  
 
 
 def test_unusable_cache_dir_is_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from s3regfs import exitcodes
     from s3regfs.driver.inmemory import InMemoryDriver
     from s3regfs.errors import UserError
     from s3regfs.fs.core import RegistryFilesystem
+    from s3regfs.fs.errors import CacheDirError
     from s3regfs.fs.options import FsOptions
+    from s3regfs.mount import build_core
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(UserError) as info:
-        RegistryFilesystem(InMemoryDriver(), FsOptions(cache_dir=str(blocker)))
+    options = FsOptions(cache_dir=str(blocker))
+    with pytest.raises(CacheDirError) as raised:  # the core says what failed, as an OSError
+        RegistryFilesystem(InMemoryDriver(), options)
+    assert raised.value.cache_dir == str(blocker) and raised.value.errno == errno.ENOTDIR
+    with pytest.raises(UserError) as info:  # the mount words it, with the option to change
+        build_core(InMemoryDriver(), options)
     assert "cache_dir" in str(info.value) and str(blocker) in str(info.value)
+    assert info.value.exit_code == exitcodes.CONFIG
 
 
 def test_deferred_delete_spares_an_object_another_writer_put_meanwhile(make_fs) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,134 @@
+"""Resolver: what a path is, and the checks that ask the bucket before a name changes.
+
+Owns the lookup order of the core: the namespace tables first (open files, local directories,
+hidden names: :class:`~s3regfs.fs.namespace.Namespace`), then the metadata cache, then one
+``stat`` (whose answer, or absence, is cached).  Also the questions a removal or a rename asks
+the bucket: is a directory empty (:meth:`Resolver.check_empty`), are there keys below a file's
+name (:meth:`Resolver.check_no_dir`), and a file's current attributes
+(:meth:`Resolver.fresh_meta`).
+
+No lock is held here across a driver call: the namespace lock is taken only inside the
+namespace's own methods.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from s3regfs.driver.base import StorageDriver
+from s3regfs.driver.errors import PathNotFoundError
+from s3regfs.fs import paths
+from s3regfs.fs.errors import FsError
+from s3regfs.fs.listing import meta_of
+from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
+from s3regfs.fs.namespace import DIR, Namespace
+
+log = logging.getLogger(__name__)
+
+
+class Resolver:
+    """Path → Meta through the namespace, the metadata cache and the driver."""
+
+    def __init__(self, driver: StorageDriver, namespace: Namespace, cache: MetaCache) -> None:
+        self.driver = driver
+        self._ns = namespace
+        self._cache = cache
+
+    def lookup_local(self, path: str) -> Meta | None:
+        """What this mount knows about ``path`` without a request: Meta, ABSENT, or None."""
+        if path == "/":
+            return DIR
+        known = self._ns.known(path)
+        if known is not None:
+            return known[0]
+        return self._cache.lookup(path)
+
+    def lookup(self, path: str) -> tuple[Meta, bool] | None:
+        """(Meta, ``live`` when it is an open file), or None when nothing is at ``path``."""
+        if path == "/":
+            return DIR, False
+        known = self._ns.known(path)  # libfuse's stand-in names are never keys: no request
+        if known is not None:
+            return None if known[0] is ABSENT else known
+        meta = self._cache.lookup(path)
+        if meta is ABSENT:
+            return None
+        if meta is None:
+            try:
+                info = self.driver.stat(path)
+            except PathNotFoundError:
+                self._cache.put_absent(path)
+                return None
+            meta = meta_of(info)
+            self._cache.put(path, meta)
+        return meta, False
+
+    def resolve(self, path: str) -> tuple[Meta, bool]:
+        """What ``path`` is (``live`` when it is an open file); ENOENT when nothing."""
+        found = self.lookup(path)
+        if found is None:
+            raise FsError(errno.ENOENT, f"{path}: no such file or directory")
+        return found
+
+    def resolve_file(self, path: str) -> Meta:
+        """The Meta of the file at ``path``; ENOENT when nothing, EISDIR for a directory."""
+        meta, _ = self.resolve(path)
+        if meta.is_dir:
+            raise FsError(errno.EISDIR, f"{path}: is a directory")
+        return meta
+
+    def dir_or_fail(self, path: str) -> None:
+        meta, _ = self.resolve(path)
+        if not meta.is_dir:
+            raise FsError(errno.ENOTDIR, f"{path}: not a directory")
+
+    def fresh_meta(self, dpath: str) -> Meta:
+        """The attributes the bucket has for ``dpath`` now (cached); ENOENT when it has none."""
+        try:
+            meta = meta_of(self.driver.stat(dpath))
+        except PathNotFoundError as exc:
+            self._cache.removed(dpath)
+            raise FsError(errno.ENOENT, f"{dpath}: no such file") from exc
+        self._cache.put(dpath, meta)
+        return meta
+
+    def check_empty(self, dpath: str) -> None:
+        """ENOTEMPTY unless ``dpath`` has no entry, locally or (freshly listed) in the bucket."""
+        busy, hidden = self._ns.occupancy(dpath)
+        if busy:
+            raise FsError(errno.ENOTEMPTY, f"{dpath}: directory not empty")
+        try:
+            infos = self.driver.list_info(dpath)
+        except PathNotFoundError:
+            return
+        remaining = [info.path for info in infos if info.path not in hidden]
+        if not remaining:
+            return
+        if all(not paths.name_ok(p[len(dpath) + 1 :]) for p in remaining):
+            log.warning(
+                "rmdir %s: it holds %d key(s) that cannot be represented (e.g. %r); not removed",
+                dpath,
+                len(remaining),
+                remaining[0],
+            )
+        raise FsError(errno.ENOTEMPTY, f"{dpath}: directory not empty")
+
+    def check_no_dir(self, dpath: str) -> None:
+        """EISDIR when keys live below ``dpath``: the driver's delete/move would take them too."""
+        listed = self._cache.listing(paths.parent(dpath))
+        if listed is not None and dpath != "/":
+            meta = listed.get(paths.basename(dpath))
+            if meta is not None and not meta.is_dir:
+                return
+        try:
+            children = self.driver.list_info(dpath)
+        except PathNotFoundError:
+            return
+        if children:
+            log.warning(
+                "%s is both a file and a directory in the bucket; the directory wins and the file "
+                "is not removed (the driver's delete would remove the directory's content too)",
+                dpath,
+            )
+            raise FsError(errno.EISDIR, f"{dpath}: is also a directory")
