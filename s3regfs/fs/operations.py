@@ -45,6 +45,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
+from s3regfs.fs import paralleldirops
 from s3regfs.fs.core import Attr, RegistryFilesystem
 from s3regfs.fs.errors import to_errno
 
@@ -168,12 +169,17 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         * ``nullpath_ok``: operations on a handle whose name was unlinked get no path (instead of
           libfuse's ``ESTALE``): ``fstat``/``ftruncate``/``fchmod`` of an unlinked open file work;
         * ``FUSE_CAP_PARALLEL_DIROPS``: the kernel does not serialise lookups and listings within
-          one directory, so a slow lookup never holds up a cached answer next to it.
+          one directory, so a slow lookup never holds up a cached answer next to it (libfuse before
+          3.17 drops the flag from its INIT reply: :mod:`s3regfs.fs.paralleldirops` puts it back).
         """
         if config is not None:
             config.nullpath_ok = 1
         if conn is not None and conn.capable & CAP_PARALLEL_DIROPS:
             conn.want |= CAP_PARALLEL_DIROPS
+            fuse = current_fuse()
+            libfuse = getattr(mfusepy, "_libfuse", None)
+            if fuse is not None and libfuse is not None:
+                paralleldirops.add_to_init_reply(libfuse, fuse, libfuse_version())
         if self._on_init is not None:
             self._on_init()
 

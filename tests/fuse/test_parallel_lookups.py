@@ -1,0 +1,69 @@
+"""Lookups and listings in one directory run in parallel, and a slow request to S3 never holds up
+an answer the mount has cached (FUSE_CAP_PARALLEL_DIROPS; docs/SEMANTICS.md "Caching and consistency").
+
+Through a real mount whose requests pass a delaying proxy (HeadObject answered after a delay)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from s3regfs.localserver import LocalS3Server
+from tests.support import mounts
+from tests.support.mounts import Mount
+from tests.support.s3proxy import Delay, Rule
+
+DELAY = 3.0
+
+
+def test_four_stats_of_uncached_names_in_one_directory_run_in_parallel(
+    mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str,
+) -> None:
+    client = s3_server.client()
+    for i in range(4):
+        client.put_object(Bucket=s3_bucket, Key=f"d/n{i}", Body=b"x" * (i + 1))
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+        os.stat(mount.path / "d")  # the directory itself is known; its entries are not
+        proxy.add_rule(Rule(Delay(DELAY), op="HeadObject"))
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            sizes = list(pool.map(lambda i: os.stat(mount.path / "d" / f"n{i}").st_size, range(4)))
+        took = time.monotonic() - started
+        assert sizes == [1, 2, 3, 4]
+        print(f"4 parallel stats with HeadObject delayed {DELAY:g} s: {took:.2f} s")
+        assert took < 2 * DELAY  # one delay, not four in a row
+
+
+def _stat_missing(path: os.PathLike[str]) -> None:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return
+    raise AssertionError(f"{path} exists")
+
+
+def test_a_listing_is_not_held_up_by_a_slow_lookup_in_the_same_directory(
+    mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str,
+) -> None:
+    client = s3_server.client()
+    for name in ("a", "b"):
+        client.put_object(Bucket=s3_bucket, Key=f"d/{name}", Body=b"data")
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+        os.stat(mount.path / "d")
+        proxy.add_rule(Rule(Delay(4 * DELAY), op="HeadObject", path="/d/missing"))
+        slow = threading.Thread(target=_stat_missing, args=(mount.path / "d" / "missing",))
+        slow.start()
+        deadline = time.monotonic() + 30
+        while not proxy.requests("HeadObject") and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll until the slow lookup has reached S3
+        assert proxy.requests("HeadObject")
+        started = time.monotonic()
+        names = sorted(os.listdir(mount.path / "d"))
+        took = time.monotonic() - started
+        slow.join(60)
+        assert names == ["a", "b"]
+        print(f"ls beside a lookup delayed {4 * DELAY:g} s: {took:.2f} s")
+        assert took < DELAY
