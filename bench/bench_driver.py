@@ -82,8 +82,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     params = spec["params"]
     source = PatternStream(size)
     if spec["side"] == "driver":
+        from s3regfs import malloctune
         from s3regfs.driver import factory
 
+        malloctune.bound_malloc_retention()  # as a mount does at start-up
         driver = factory.create("s3", params)
         start = time.perf_counter()
         if spec["op"] == "write":

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from s3regfs import config, exitcodes, logs
+from s3regfs.driver import PathNotFoundError, StorageDriver
 from s3regfs.errors import UserError
 
 PROBE_PREFIX = "/s3regfs-check-"
@@ -76,7 +77,7 @@ def run(cfg: config.Config, out: TextIO) -> int:
         + (f", from {cfg.config_file}" if cfg.config_file else "")
         + "\n"
     )
-    holder: dict[str, Any] = {}
+    holder: dict[str, StorageDriver] = {}
 
     def build() -> str:
         holder["driver"] = config.build_driver(cfg)
@@ -103,9 +104,7 @@ def run(cfg: config.Config, out: TextIO) -> int:
     return exitcodes.CHECK_FAILED if report.failed else exitcodes.OK
 
 
-def _list(driver: Any) -> str:
-    from s3regfs.driver import PathNotFoundError
-
+def _list(driver: StorageDriver) -> str:
     try:
         entries = driver.list("/")
     except PathNotFoundError:
@@ -114,9 +113,7 @@ def _list(driver: Any) -> str:
     return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}" + (f" ({shown})" if entries else "")
 
 
-def _probe(driver: Any, path: str) -> str:
-    from s3regfs.driver import PathNotFoundError
-
+def _probe(driver: StorageDriver, path: str) -> str:
     data = secrets.token_bytes(64)
     driver.put_content(path, data)
     try:
@@ -131,7 +128,7 @@ def _probe(driver: Any, path: str) -> str:
     raise RuntimeError("the probe object is still there after delete")
 
 
-def _url(driver: Any, cfg: config.Config) -> str:
+def _url(driver: StorageDriver, cfg: config.Config) -> str:
     url = str(driver.redirect_url("GET", "/docker/registry/v2/blobs") or "")
     if not url:
         raise UserError(f"the {cfg.driver.name} driver returned no URL; check the middleware options")

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from s3regfs import __version__, config, exitcodes, logs, secretpipe, systemd
+from s3regfs import __version__, config, exitcodes, logs, mountargs, secretpipe, systemd
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
 
@@ -539,9 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (never raises, except under --debug for bugs)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if _is_helper_call(argv):
-        from s3regfs import mounthelper
-
-        return mounthelper.run(argv)
+        return mountargs.run(argv, main)
     debug = "--debug" in argv
     try:
         args = parse_args(argv)

@@ -1,6 +1,6 @@
 """The registry's ``config.yml`` format: YAML decoding, the file, and ``REGISTRY_*`` overrides.
 
-Owns reading configuration the way the registry reads it (spec §3.7), for
+Owns reading configuration the way the registry reads it (docs/CONFIGURATION.md), for
 :mod:`s3regfs.config`, which types and validates the result:
 
 * YAML decoding with the registry's typing: no timestamps (Go's YAML keeps

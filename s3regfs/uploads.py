@@ -1,19 +1,22 @@
 """``s3regfs uploads list|abort``: the in-progress multipart uploads under the root.
 
 Owns the listing and aborting of the multipart uploads that a registry (or
-a crashed writer) leaves behind.  It reaches the innermost driver through
-:meth:`DriverWrapper.unwrap` and uses the s3 driver's extension methods
-``list_uploads(path)`` and ``abort_upload(key, upload_id)``; a driver
-without them is a configuration error.
+a crashed writer) leaves behind, through the driver chain's
+:class:`~s3regfs.driver.base.MultipartUploads` (``multipart_uploads()``,
+extension 5 of docs/DRIVERS.md: ``list_uploads(path)`` and
+``abort_upload(key, upload_id)``); a driver without them is a configuration
+error.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from s3regfs import config, exitcodes
+from s3regfs.driver import MultipartUploads, StorageDriverError, UploadInfo, is_valid_path
 from s3regfs.durations import format_duration
 from s3regfs.errors import UserError
 
@@ -21,12 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ABORT_AGE = "168h"
 """The registry's own upload-purging age (``maintenance: uploadpurging: age``)."""
-
-
-def _innermost(driver: Any) -> Any:
-    from s3regfs.driver import DriverWrapper
-
-    return driver.unwrap() if isinstance(driver, DriverWrapper) else driver
 
 
 def _age(initiated: datetime, now: datetime) -> float:
@@ -37,16 +34,14 @@ def _age(initiated: datetime, now: datetime) -> float:
 
 def run(cfg: config.Config, action: str, path: str, older_than: float, *, dry_run: bool, out: TextIO) -> int:
     """List or abort the uploads under ``path`` started at least ``older_than`` seconds ago."""
-    from s3regfs.driver import StorageDriverError, is_valid_path
-
     if not is_valid_path(path, allow_root=True):
         raise UserError(
             f"{path}: not a driver path; use / or e.g. /docker/registry/v2/repositories", exitcodes.USAGE
         )
     driver = config.build_driver(cfg)
     try:
-        inner = _innermost(driver)
-        if not hasattr(inner, "list_uploads"):
+        inner = driver.multipart_uploads()
+        if inner is None:
             raise UserError(
                 f"the {cfg.driver.name} driver has no multipart uploads; use the s3 driver", exitcodes.CONFIG
             )
@@ -71,13 +66,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _row(upload: Any, now: datetime) -> str:
+def _row(upload: UploadInfo, now: datetime) -> str:
     age = format_duration(round(_age(upload.initiated, now)))
     where = upload.path if upload.path is not None else f"(key {upload.key})"
     return f"{upload.initiated.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}  {age:>12}  {upload.upload_id}  {where}"
 
 
-def _list(uploads: list[Any], now: datetime, out: TextIO) -> int:
+def _list(uploads: Sequence[UploadInfo], now: datetime, out: TextIO) -> int:
     if not uploads:
         out.write("no in-progress uploads\n")
         return exitcodes.OK
@@ -87,7 +82,9 @@ def _list(uploads: list[Any], now: datetime, out: TextIO) -> int:
     return exitcodes.OK
 
 
-def _abort(inner: Any, uploads: list[Any], now: datetime, dry_run: bool, out: TextIO) -> int:
+def _abort(
+    inner: MultipartUploads, uploads: Sequence[UploadInfo], now: datetime, dry_run: bool, out: TextIO
+) -> int:
     failed = 0
     for upload in uploads:
         if dry_run:

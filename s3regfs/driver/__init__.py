@@ -5,7 +5,15 @@ Re-exports the public API.  ``factory.create(name, params)`` builds a driver
 :class:`~s3regfs.driver.checked.CheckedDriver`.
 """
 
-from s3regfs.driver.base import PATH_RE, ZERO_TIME, FileInfo, FileWriter, StorageDriver
+from s3regfs.driver.base import (
+    PATH_RE,
+    ZERO_TIME,
+    FileInfo,
+    FileWriter,
+    MultipartUploads,
+    StorageDriver,
+    UploadInfo,
+)
 from s3regfs.driver.checked import CheckedDriver, is_valid_path
 from s3regfs.driver.errors import (
     DriverError,
@@ -37,6 +45,7 @@ __all__ = [
     "InvalidOffsetError",
     "InvalidPathError",
     "InvalidStorageDriverError",
+    "MultipartUploads",
     "ObjectChangedError",
     "ParameterError",
     "PathNotFoundError",
@@ -44,6 +53,7 @@ __all__ = [
     "StorageDriver",
     "StorageDriverError",
     "UnsupportedMethodError",
+    "UploadInfo",
     "WriterStateError",
     "is_valid_path",
 ]

@@ -30,16 +30,22 @@ every driver has them; numbered as in docs/DRIVERS.md):
    ETag; ``None`` for directories and for drivers that cannot tell), equal
    in ``stat``, ``list_info`` and ``walk``, different once the content is
    replaced by other bytes.  It is what ``read_range`` pins to.
+5. ``multipart_uploads()``: the driver's :class:`MultipartUploads` (the
+   in-progress uploads of ``s3regfs uploads``), or ``None`` for drivers
+   without them; wrappers pass it through, as ``bucket_key``.
 """
 
 from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
+
+from s3regfs.driver.errors import ObjectChangedError, PathNotFoundError, WriterStateError
+from s3regfs.driver.walk import WalkFn, walk_fallback
 
 PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
 """Upstream ``PathRegexp`` (``^(/[A-Za-z0-9._-]+)+$``); always use ``fullmatch``."""
@@ -68,10 +74,6 @@ class Readable(Protocol):
     def close(self) -> None: ...
 
 
-WalkFn = Callable[[FileInfo], None]
-"""Called once per file and directory under the walk root; may raise SkipDir/FilledBuffer."""
-
-
 class FileWriter(abc.ABC):
     """A resumable writer (``storagedriver.FileWriter``).
 
@@ -87,8 +89,6 @@ class FileWriter(abc.ABC):
 
     def _check_open(self) -> None:
         """Raise the upstream state error unless the writer may still write/commit/cancel."""
-        from s3regfs.driver.errors import WriterStateError
-
         if self._closed:
             raise WriterStateError("already closed")
         if self._committed:
@@ -121,6 +121,29 @@ class FileWriter(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An in-progress multipart upload (for ``s3regfs uploads list``)."""
+
+    path: str | None
+    """The driver path, or None when the key is outside the root or not a valid path."""
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class MultipartUploads(Protocol):
+    """The in-progress multipart uploads of a driver (extension 5): ``s3regfs uploads list`` and ``abort``."""
+
+    def list_uploads(self, path: str = "/") -> Sequence[UploadInfo]:
+        """The in-progress uploads at or under ``path``, oldest first."""
+        ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort upload ``upload_id`` of ``key`` (a raw bucket key, as in :attr:`UploadInfo.key`)."""
+        ...
 
 
 class StorageDriver(abc.ABC):
@@ -181,8 +204,6 @@ class StorageDriver(abc.ABC):
 
     def walk(self, path: str, fn: WalkFn, start_after_hint: str = "") -> None:
         """Visit every file and directory below ``path`` (not ``path`` itself)."""
-        from s3regfs.driver.walk import walk_fallback
-
         walk_fallback(self, path, fn, start_after_hint)
 
     # -- extensions with defaults on the primitives --------------------------------
@@ -202,8 +223,6 @@ class StorageDriver(abc.ABC):
         return data
 
     def _check_version(self, path: str, etag: str) -> None:
-        from s3regfs.driver.errors import ObjectChangedError
-
         if self.stat(path).etag != etag:
             raise ObjectChangedError(path, etag)
 
@@ -224,8 +243,6 @@ class StorageDriver(abc.ABC):
 
     def list_info(self, path: str) -> list[FileInfo]:
         """The children of ``path`` with their :class:`FileInfo` (vanished children skipped)."""
-        from s3regfs.driver.errors import PathNotFoundError
-
         infos = []
         for child in self.list(path):
             try:
@@ -236,6 +253,10 @@ class StorageDriver(abc.ABC):
 
     def bucket_key(self, path: str) -> str | None:
         """The backend object key for ``path``, or ``None`` when there is none."""
+        return None
+
+    def multipart_uploads(self) -> MultipartUploads | None:
+        """The driver's in-progress multipart uploads (extension 5), or ``None`` when it has none."""
         return None
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from s3regfs.driver.base import PATH_RE, FileInfo, FileWriter, Readable, WalkFn
+from s3regfs.driver.base import PATH_RE, FileInfo, FileWriter, Readable
 from s3regfs.driver.errors import (
     DriverError,
     FilledBuffer,
@@ -30,6 +30,7 @@ from s3regfs.driver.errors import (
     SkipDir,
     StorageDriverError,
 )
+from s3regfs.driver.walk import WalkFn
 from s3regfs.driver.wrapper import DriverWrapper
 
 log = logging.getLogger(__name__)

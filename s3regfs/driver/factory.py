@@ -1,12 +1,16 @@
 """Driver registration and creation (port of ``factory``).
 
-Drivers register a constructor under one or more names; :func:`create`
-builds one from a parameter dict and wraps it in :class:`CheckedDriver`, as
-the registry wraps every driver in ``base.Base``.
+The built-in drivers are named in the static table :data:`BUILTIN` (name → module and
+constructor), imported on first use so that an inmemory driver never loads boto3; the
+drivers themselves do not import this module (no import cycle).  Other constructors
+register under a name with :func:`register`.  :func:`create` builds a driver from a
+parameter dict and wraps it in :class:`CheckedDriver`, as the registry wraps every driver
+in ``base.Base``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,12 +20,19 @@ from s3regfs.driver.errors import InvalidStorageDriverError
 
 Constructor = Callable[[Mapping[str, Any]], StorageDriver]
 
+BUILTIN: dict[str, tuple[str, str]] = {
+    "inmemory": ("s3regfs.driver.inmemory", "from_parameters"),
+    "s3": ("s3regfs.driver.s3", "create"),
+    "s3aws": ("s3regfs.driver.s3", "create"),
+}
+"""The built-in drivers: name → (module, constructor function); ``s3`` and ``s3aws`` are one driver."""
+
 _registry: dict[str, Constructor] = {}
 
 
 def register(name: str, constructor: Constructor) -> None:
-    """Register ``constructor`` under ``name``; a second registration is an error."""
-    if name in _registry:
+    """Register ``constructor`` under ``name``; a second registration (or a built-in name) is an error."""
+    if name in _registry or name in BUILTIN:
         raise ValueError(f"storage driver {name!r} registered twice")
     _registry[name] = constructor
 
@@ -43,6 +54,7 @@ def create(name: str, parameters: Mapping[str, Any] | None = None) -> StorageDri
 
 
 def _load_builtin() -> None:
-    """Import the built-in drivers so that they register themselves."""
-    import s3regfs.driver.inmemory
-    import s3regfs.driver.s3  # noqa: F401
+    """Import the built-in drivers of :data:`BUILTIN` not loaded yet and register their constructors."""
+    for name, (module, constructor) in BUILTIN.items():
+        if name not in _registry:
+            _registry[name] = getattr(importlib.import_module(module), constructor)

@@ -26,9 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from s3regfs.driver import factory
 from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, StorageDriver
-from s3regfs.driver.errors import DriverError, ObjectChangedError, PathNotFoundError, WriterStateError
+from s3regfs.driver.errors import (
+    DriverError,
+    ObjectChangedError,
+    ParameterError,
+    PathNotFoundError,
+    WriterStateError,
+)
 
 NAME = "inmemory"
 
@@ -236,10 +241,5 @@ class _InMemoryWriter(FileWriter):
 def from_parameters(parameters: Mapping[str, Any]) -> InMemoryDriver:
     """The inmemory driver takes no parameters; unknown ones are an error."""
     if parameters:
-        from s3regfs.driver.errors import ParameterError
-
         raise ParameterError(f"the inmemory driver takes no parameters, got: {', '.join(sorted(parameters))}")
     return InMemoryDriver()
-
-
-factory.register(NAME, from_parameters)

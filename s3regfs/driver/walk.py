@@ -1,4 +1,4 @@
-"""walk_fallback: Walk in terms of list_info (port of v3 ``WalkFallback``).
+"""The walk function type :data:`WalkFn`, and ``walk_fallback``: Walk on list_info (port of v3 ``WalkFallback``).
 
 Depth-first, children in byte order, vanished children skipped.  ``SkipDir``
 from the walk function skips a directory's contents (and is a no-op on a
@@ -14,15 +14,18 @@ error (upstream propagates the file's "not a directory").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from s3regfs.driver.base import WalkFn
 from s3regfs.driver.errors import DriverError, FilledBuffer, PathNotFoundError, SkipDir
 
-if TYPE_CHECKING:
-    from s3regfs.driver.base import StorageDriver
+if TYPE_CHECKING:  # base imports this module: the types only, no import cycle at run time
+    from s3regfs.driver.base import FileInfo, StorageDriver
 
 log = logging.getLogger(__name__)
+
+WalkFn = Callable[["FileInfo"], None]
+"""Called once per file and directory under the walk root; may raise SkipDir/FilledBuffer."""
 
 
 def is_subpath(path: str, parent: str) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from s3regfs.driver.base import FileInfo, FileWriter, Readable, StorageDriver, WalkFn
+from s3regfs.driver.base import FileInfo, FileWriter, MultipartUploads, Readable, StorageDriver
+from s3regfs.driver.walk import WalkFn
 
 
 class DriverWrapper(StorageDriver):
@@ -67,6 +68,9 @@ class DriverWrapper(StorageDriver):
 
     def bucket_key(self, path: str) -> str | None:
         return self.inner.bucket_key(path)
+
+    def multipart_uploads(self) -> MultipartUploads | None:
+        return self.inner.multipart_uploads()
 
     def close(self) -> None:
         self.inner.close()

@@ -1,4 +1,4 @@
-"""Conformance: concurrent readers and writers (§4.2 35-36, ``-short`` sizes)."""
+"""Conformance: concurrent readers and writers (docs/DRIVERS.md §T1, ``-short`` sizes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance: content round trips, truncation, reader offsets, missing paths (§4.2 1-10, 17, 20, 34)."""
+"""Conformance: content round trips, truncation, reader offsets, missing paths (docs/DRIVERS.md §T1)."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_reader_with_offset(driver: StorageDriver) -> None:
 
 
 def test_reader_offset_beyond_size(driver: StorageDriver) -> None:
-    """§4.4: an offset past the end is not an error; the stream is empty."""
+    """§T2: an offset past the end is not an error; the stream is empty."""
     path = random_path(32)
     driver.put_content(path, random_contents(96))
     try:

@@ -1,4 +1,4 @@
-"""Conformance: redirect_url (§4.2 29) and the s3regfs extensions read_range, list_info, bucket_key."""
+"""Conformance: redirect_url (docs/DRIVERS.md §T1) and the s3regfs extensions read_range, list_info, bucket_key."""
 
 from __future__ import annotations
 

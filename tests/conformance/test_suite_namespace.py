@@ -1,4 +1,4 @@
-"""Conformance: list, move, delete and stat (§4.2 23-28, 30-33; s3 TestDelete/TestListObjectsV2; §4.4)."""
+"""Conformance: list, move, delete and stat (docs/DRIVERS.md §T1; s3 TestDelete/TestListObjectsV2; §T2)."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def test_deleted_directory_is_gone(driver: StorageDriver) -> None:
 
 
 def test_delete_leaves_prefix_siblings(driver: StorageDriver) -> None:
-    """§4.4: Delete("/p/a") leaves "/p/a-b/x" and "/p/a.b/x" (sorting before '/') and "/p/ab"."""
+    """§T2: Delete("/p/a") leaves "/p/a-b/x" and "/p/a.b/x" (sorting before '/') and "/p/ab"."""
     siblings = ["/p/a-b/x", "/p/a.b/x", "/p/ab"]
     put_all(driver, ["/p/a", "/p/a/x", "/p/a/y/z", *siblings])
     try:

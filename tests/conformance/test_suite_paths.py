@@ -1,4 +1,4 @@
-"""Conformance: the path rules every chain enforces (§1.1, §1.2).
+"""Conformance: the path rules every chain enforces (docs/DRIVERS.md §C1).
 
 Full-match regex (``"/a\\n"`` rejected), ``.``/``..`` components rejected,
 ``/`` allowed only for stat/list/list_info/walk (and bucket_key), offsets

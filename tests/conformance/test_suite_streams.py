@@ -1,4 +1,4 @@
-"""Conformance: the FileWriter (§4.2 11-15, 18-19, 21-22; §4.4 append, cancel and visibility additions)."""
+"""Conformance: the FileWriter (docs/DRIVERS.md §T1; §T2 append, cancel and visibility additions)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_continue_stream_append_small(driver: StorageDriver) -> None:
     ],
 )
 def test_append_chain_small_parts(driver: StorageDriver, sizes: tuple[int, ...]) -> None:
-    """§4.4: Close-then-append with parts below 5 MiB: content, Size after Close and after re-open."""
+    """§T2: Close-then-append with parts below 5 MiB: content, Size after Close and after re-open."""
     path = random_path(32)
     chunks = [random_contents(n) for n in sizes]
     total = 0
@@ -148,7 +148,7 @@ def test_write_zero_byte_content_then_append(driver: StorageDriver) -> None:
 
 
 def test_append_to_missing_path(driver: StorageDriver) -> None:
-    """§4.4: append=True with nothing to resume is PathNotFoundError (the s3 contract)."""
+    """§T2: append=True with nothing to resume is PathNotFoundError (the s3 contract)."""
     path = random_path(32)
     with pytest.raises(PathNotFoundError) as exc:
         driver.writer(path, True)
@@ -195,7 +195,7 @@ def test_uncommitted_write_is_invisible(driver: StorageDriver) -> None:
 
 
 def test_cancel_new_file(driver: StorageDriver) -> None:
-    """§4.4: a cancelled write leaves nothing visible, and cannot be resumed."""
+    """§T2: a cancelled write leaves nothing visible, and cannot be resumed."""
     path = random_path(32)
     writer = driver.writer(path, False)
     write_all(writer, random_contents(4096))
@@ -261,7 +261,7 @@ STATE_ERRORS = [
 
 
 def test_writer_state_machine(driver: StorageDriver) -> None:
-    """§1.6: the v3 s3 column of the state table (inmemory follows it)."""
+    """§C3: the v3 s3 column of the state table (inmemory follows it)."""
     for first, second, expected in STATE_ERRORS:
         label = f"{second} after {first}"
         writer, path = _finished(driver, first)

@@ -1,4 +1,4 @@
-"""Conformance: Walk (§1.7, §2.7.9; the v3 s3 TestWalk and TestWalkFallback cases; §4.4 ordering).
+"""Conformance: Walk (docs/DRIVERS.md §C4, §S7; the v3 s3 TestWalk and TestWalkFallback cases; §T2 ordering).
 
 Every driver must visit the same set; the order is exact per driver family:
 
@@ -240,7 +240,7 @@ TAGS_SKIPPED["s3-tree"] = TAGS_SKIPPED["fallback"]
 
 
 def test_walk_skip_dir_is_not_a_string_prefix(driver_case: DriverCase) -> None:
-    """§4.4 / distribution #4891: skipping ``/tags/1.2`` must not hide ``/tags/1.20``."""
+    """§T2 / distribution #4891: skipping ``/tags/1.2`` must not hide ``/tags/1.20``."""
     driver = driver_case.driver
     put_all(driver, TAGS)
     try:

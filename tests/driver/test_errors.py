@@ -1,4 +1,4 @@
-"""The driver errors: upstream texts (§1.3), JSON forms, equality and name stamping."""
+"""The driver errors: upstream texts (docs/DRIVERS.md §C2), JSON forms, equality and name stamping."""
 
 from __future__ import annotations
 

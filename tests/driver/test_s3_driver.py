@@ -1,4 +1,4 @@
-"""The s3 driver against a real S3 server: the s3-specific cases of spec §2.10 and s3regfs's own rules.
+"""The s3 driver against a real S3 server: the s3-specific cases of upstream's s3 driver tests (docs/DRIVERS.md §T1) and s3regfs's own rules.
 
 Most tests talk HTTP to the session's SeaweedFS (``s3_server``/``s3_bucket``).
 SeaweedFS lists keys in directory-tree order, not in S3's raw key order, so
@@ -74,7 +74,7 @@ def inner(driver: StorageDriver) -> S3Driver:
     return driver.unwrap()  # type: ignore[attr-defined,no-any-return]
 
 
-# -- key mapping (§2.4) -------------------------------------------------------------------
+# -- key mapping (§S4) -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_empty_root_list(s3_driver_params: dict[str, Any], s3_bucket: str) -> No
         assert all(PATH_RE.fullmatch(p) for p in listed)
 
 
-# -- stat, list, delete, move (§2.7) ---------------------------------------------------------
+# -- stat, list, delete, move (§S7) ---------------------------------------------------------
 
 
 def test_stat_is_strict_about_prefix_siblings(driver: StorageDriver) -> None:
@@ -269,7 +269,7 @@ def test_failed_multipart_copy_aborts_its_upload(s3_driver_params: dict[str, Any
             d.stat("/dst")
 
 
-# -- walk (§2.7.9) -----------------------------------------------------------------------------
+# -- walk (§S7, §C4) -----------------------------------------------------------------------------
 
 WALK_FILES = ["/file1", "/folder1-suffix/file1", "/folder1/file1", "/folder2/file1",
               "/folder3/subfolder1/subfolder1/file1", "/folder3/subfolder2/subfolder1/file1", "/folder4/file1"]  # fmt: skip
@@ -520,7 +520,7 @@ def test_reader_offsets(driver: StorageDriver) -> None:
     assert driver.reader("/zero", 0).read(10) == b""
 
 
-# -- the writer (§2.8) -------------------------------------------------------------------------
+# -- the writer (§W1-§W4) -------------------------------------------------------------------------
 
 
 def test_writer_uploads_exact_parts_in_the_background(s3_driver_params: dict[str, Any], s3_server: LocalS3Server,
@@ -663,7 +663,7 @@ def test_append_resumes_the_oldest_upload(driver: StorageDriver) -> None:
 
 @pytest.mark.parametrize("total_mib", [1, 6], ids=["below-5MiB", "above-5MiB"])
 def test_append_rebases_a_small_last_part(small: StorageDriver, raw: Any, s3_bucket: str, total_mib: int) -> None:
-    """§2.8.3: a resumed upload whose last part is < 5 MiB is committed and re-based (GetObject or UploadPartCopy)."""
+    """§W3: a resumed upload whose last part is < 5 MiB is completed and merged (GetObject or UploadPartCopy)."""
     head = blob(total_mib * MiB + 11)
     tail = blob(6 * MiB + 5)
     w = small.writer("/rb")
@@ -701,7 +701,7 @@ def test_uploads_list_and_abort(s3_driver_params: dict[str, Any]) -> None:
     s3.abort_upload(uploads[1].key, uploads[1].upload_id)
 
 
-# -- headers and storage class (§2.5, TestStorageClass) --------------------------------------
+# -- headers and storage class (§S5, TestStorageClass) --------------------------------------
 
 
 @pytest.mark.parametrize("storage_class", ["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA"])
@@ -794,7 +794,7 @@ def test_secure_false_means_http_for_an_endpoint_without_scheme(s3_driver_params
     assert d.get_content("/plain") == b"http"
 
 
-# -- redirects (§2.7.8) --------------------------------------------------------------------------
+# -- redirects (§S7) --------------------------------------------------------------------------
 
 
 def test_redirect_url_is_presigned_locally(s3_driver_params: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The s3 driver's parameters (spec §2.2): defaults, coercion, ranges, order and the upstream error texts."""
+"""The s3 driver's parameters (docs/DRIVERS.md §S1): defaults, coercion, ranges, order and the upstream error texts."""
 
 from __future__ import annotations
 

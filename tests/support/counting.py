@@ -16,7 +16,8 @@ import threading
 from collections import Counter
 from typing import Any, BinaryIO
 
-from s3regfs.driver.base import FileInfo, FileWriter, Readable, StorageDriver, WalkFn
+from s3regfs.driver.base import FileInfo, FileWriter, Readable, StorageDriver
+from s3regfs.driver.walk import WalkFn
 from s3regfs.driver.wrapper import DriverWrapper
 
 

@@ -17,7 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from s3regfs.driver.base import FileInfo, FileWriter, Readable, StorageDriver, WalkFn
+from s3regfs.driver.base import FileInfo, FileWriter, Readable, StorageDriver
+from s3regfs.driver.walk import WalkFn
 from s3regfs.driver.errors import DriverError
 from s3regfs.driver.wrapper import DriverWrapper
 

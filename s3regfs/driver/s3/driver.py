@@ -1,8 +1,10 @@
 """The ``s3aws`` storage driver on boto3 (port of distribution v3's s3-aws driver).
 
-Owns: the boto3 client (spec §2.3), key mapping under ``rootdirectory``
-(§2.4), the write headers (§2.5), error mapping (§2.6) and the method → S3 API
-mapping (§2.7).  The multipart writer lives in :mod:`.writer`.
+Owns: key mapping under ``rootdirectory`` (docs/DRIVERS.md §S4), the write
+headers (§S5) and the method → S3 API mapping (§S7).  The boto3 client and
+its tuning (§S3) are :mod:`.client`, the S3 error mapping (§S6) is
+:mod:`.errors`, reads are :mod:`.reader` and the multipart writer
+:mod:`.writer`.
 
 Wire behaviour follows upstream v3 (main where it fixed bugs): ListObjectsV2
 everywhere, HEAD-then-list ``stat``, recursive ``delete`` in batches of 1000,
@@ -44,7 +46,7 @@ Deviations from upstream (for docs/SEMANTICS.md):
    (virtual-hosted where possible, path style for IP endpoints and non-DNS
    bucket names); upstream always asks for virtual-hosted style.
 10. Credentials and checksums: static keys only when both are set, else
-    boto3's default chain; checksums only where required (§2.2.4).
+    boto3's default chain; checksums only where required (§S2).
 11. ``verifyprefixes`` (s3regfs only, off by default, on for the bundled
     SeaweedFS): every common prefix of a directory listing is confirmed by a
     one-key listing, and a directory's own marker counts only if a plain
@@ -62,207 +64,43 @@ Deviations from upstream (for docs/SEMANTICS.md):
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-import boto3
 import botocore.exceptions
-import botocore.utils
-from botocore.config import Config
 
-from s3regfs.driver.base import PATH_RE, ZERO_TIME, FileInfo, FileWriter, Readable, StorageDriver, WalkFn
+from s3regfs.driver.base import (
+    PATH_RE,
+    ZERO_TIME,
+    FileInfo,
+    FileWriter,
+    MultipartUploads,
+    Readable,
+    StorageDriver,
+    UploadInfo,
+)
 from s3regfs.driver.errors import DriverErrors, FilledBuffer, PathNotFoundError, SkipDir
 from s3regfs.driver.retry import DEFAULT_POLICY, Deadline, RetryPolicy, deadline_scope
 from s3regfs.driver.s3.aborts import PendingAborts
+from s3regfs.driver.s3.client import configure_logging, make_client
+from s3regfs.driver.s3.errors import error_code, http_status, map_error
 from s3regfs.driver.s3.params import NO_STORAGE_CLASS, S3Parameters
 from s3regfs.driver.s3.reader import S3Reader, read_exact_range
-from s3regfs.driver.walk import is_subpath
+from s3regfs.driver.s3.writer import open_writer
+from s3regfs.driver.walk import WalkFn, is_subpath
 
 log = logging.getLogger(__name__)
 
 DRIVER_NAME = "s3aws"
 LIST_MAX = 1000
 PRESIGN_EXPIRY = 20 * 60
-MAX_POOL_CONNECTIONS = 64
 MAX_COPY_THREADS = 16
 MAX_WRITER_THREADS = 16
 CONTENT_TYPE = "application/octet-stream"
-
-
-@dataclass(frozen=True)
-class UploadInfo:
-    """An in-progress multipart upload (for ``s3regfs uploads list``)."""
-
-    path: str | None
-    """The driver path, or None when the key is outside the root or not a valid path."""
-    key: str
-    upload_id: str
-    initiated: datetime
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ClientError ("" for anything else)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def http_status(exc: BaseException) -> int:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return 0
-
-
-def map_error(path: str, exc: BaseException) -> BaseException:
-    """The one error mapping: NoSuchKey / a bare 404 → PathNotFoundError(path); anything else as is."""
-    code = error_code(exc)
-    if code == "NoSuchKey" or (code in ("404", "NotFound") and http_status(exc) == 404):
-        return PathNotFoundError(path)
-    return exc
-
-
-_MALLOC_TUNED = False
-_M_ARENA_MAX = -8  # glibc mallopt parameter
-ARENA_MAX = 1
-
-
-def bound_malloc_retention() -> None:
-    """Limit glibc to ``ARENA_MAX`` malloc arena(s) (once per process; a no-op without glibc).
-
-    Part and readahead buffers (8-10 MiB) are allocated from FUSE and pool threads
-    alike; with glibc's default of up to 8 arenas per core, each thread's arena keeps
-    its freed buffers, so a 1 GiB write peaked at 163-234 MiB RSS (idle daemon: 55 MiB)
-    and a cold 1 GiB read at 200-249 MiB.  Two arenas: 134-154 MiB; one: 120-140 MiB,
-    at no CPU cost (docs/PERFORMANCE.md).  A fixed 1 MiB mmap threshold reached 111 MiB
-    but cost 25% more CPU on writes and 2x on reads (every buffer became fresh page
-    faults).  Must run before the daemon's threads allocate: the driver is created
-    before the FUSE loop starts.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        if libc.mallopt(_M_ARENA_MAX, ARENA_MAX) != 1:
-            log.debug("mallopt(M_ARENA_MAX) refused")
-    except (OSError, AttributeError) as exc:
-        log.debug("glibc mallopt unavailable: %s", exc)
-
-
-def _configure_logging(level: str) -> None:
-    """Map upstream ``loglevel`` names onto the botocore/urllib3 loggers."""
-    if level == "off":
-        return
-    loggers = ["botocore.endpoint", "botocore.hooks", "botocore.client"]
-    if level == "debug":
-        loggers = ["botocore"]
-    elif level == "debugwithsigning":
-        loggers = ["botocore", "botocore.auth"]
-    elif level == "debugwithhttpbody":
-        loggers = ["botocore", "urllib3", "botocore.parsers"]
-    elif level == "debugwithrequestretries":
-        loggers = ["botocore.retries", "botocore.retryhandler", "botocore.endpoint"]
-    elif level == "debugwithrequesterrors":
-        loggers = ["botocore.endpoint", "botocore.retries", "botocore.parsers"]
-    for name in loggers:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-
-
-_session_lock = threading.Lock()
-_shared_session: Any = None
-
-
-def fast_timestamp(value: Any) -> datetime:
-    """botocore's timestamp parser, ~1000x faster for the ISO 8601 form of S3 listings.
-
-    botocore parses every ``LastModified`` of a ListObjectsV2 page with dateutil
-    (~30-110 us each): over a 10,000-key listing that was the largest CPU cost of a
-    cold ``find`` (docs/PERFORMANCE.md).  Other forms (RFC 1123 headers, epochs) go
-    to botocore's own parser; the result is always timezone-aware.
-    """
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
-
-
-def _use_fast_timestamps(session: Any) -> None:
-    """Make clients created from ``session`` parse timestamps with :func:`fast_timestamp`."""
-    core = getattr(session, "_session", None)  # the botocore session behind a boto3 Session
-    if core is None:
-        return
-    factory = core.get_component("response_parser_factory")
-    factory.set_parser_defaults(timestamp_parser=fast_timestamp)
-
-
-EXPECT_CONTINUE_MIN = 8 * 1024 * 1024
-"""Bodies smaller than this are sent without ``Expect: 100-continue`` (see below)."""
-
-
-def _no_continue_for_small_bodies(request: Any, **_: Any) -> None:
-    """Drop ``Expect: 100-continue`` from a small PutObject (botocore adds it to every one).
-
-    The header makes the client wait one round trip for the server's ``100 Continue`` before it
-    sends the body, which is worth it only for bodies large enough that sending one in vain
-    costs more than the wait; for the small files of a registry (links, manifests) it was a
-    third of each upload's latency.
-    """
-    if "Expect" not in request.headers:
-        return
-    size = botocore.utils.determine_content_length(request.body) if request.body is not None else None
-    if size is not None and size < EXPECT_CONTINUE_MIN:
-        del request.headers["Expect"]  # not a signed header (botocore leaves it out of SigV4)
-
-
-_PER_REQUEST_ENDPOINT_PARAMS = ("Key", "Prefix", "CopySource")
-
-
-def _skip_unused_endpoint_params(client: Any) -> None:
-    """Leave out of endpoint resolution the per-request parameters S3's rules never read.
-
-    botocore memoizes the endpoint on every parameter of the rule set, including the object key,
-    which none of the rules refers to: so each new key evaluates the whole rule set again (a
-    quarter of botocore's CPU per small PutObject here).  Only parameters the loaded rule set
-    does not reference are left out, so the endpoint cannot change; when botocore's internals
-    differ from what this expects, nothing is changed.
-    """
-    resolver = getattr(client, "_ruleset_resolver", None)
-    definitions = getattr(resolver, "_param_definitions", None)
-    loader = getattr(client, "_loader", None)
-    if not isinstance(definitions, dict) or loader is None:
-        return
-    try:
-        rules = json.dumps(loader.load_service_model("s3", "endpoint-rule-set-1").get("rules", []))
-    except Exception:  # noqa: BLE001 - an optimisation only
-        return
-    unused = {name for name in _PER_REQUEST_ENDPOINT_PARAMS if f'"ref": "{name}"' not in rules}
-    if unused & definitions.keys():
-        resolver._param_definitions = {k: v for k, v in definitions.items() if k not in unused}
-
-
-def _make_boto3_client(session: Any, **kwargs: Any) -> Any:
-    """A boto3 S3 client; one shared boto3 Session (its loaded service model) serves every driver."""
-    global _shared_session
-    with _session_lock:  # boto3 sessions are not safe for concurrent client creation
-        if session is None:
-            if _shared_session is None:
-                _shared_session = boto3.session.Session()
-            session = _shared_session
-        _use_fast_timestamps(session)
-        return session.client("s3", **kwargs)
 
 
 class S3Driver(StorageDriver):
@@ -274,8 +112,7 @@ class S3Driver(StorageDriver):
         self.bucket = params.bucket
         self._root = params.rootdirectory.rstrip("/")
         self._root_prefix = self.s3_path("")
-        _configure_logging(params.loglevel)
-        bound_malloc_retention()
+        configure_logging(params.loglevel)
         self._session = session
         self.outage: Any = None  # the main client's Outage (set by _make_client)
         self.client = self._make_client(params.regionendpoint)
@@ -294,54 +131,11 @@ class S3Driver(StorageDriver):
 
     # -- client ------------------------------------------------------------------------
 
-    def _endpoint_url(self, endpoint: str) -> str | None:
-        if not endpoint:
-            return None
-        if "://" in endpoint:
-            return endpoint
-        return ("https://" if self.params.secure else "http://") + endpoint
-
     def _make_client(self, endpoint: str) -> Any:
-        p = self.params
-        s3_config: dict[str, Any] = {
-            "addressing_style": "path" if p.forcepathstyle else "auto",
-        }
-        if p.usedualstack:
-            s3_config["use_dualstack_endpoint"] = True
-        if p.accelerate:
-            s3_config["use_accelerate_endpoint"] = True
-        config = Config(
-            region_name=p.region,
-            signature_version="s3v4" if p.v4auth else "s3",
-            s3=s3_config,
-            use_fips_endpoint=p.usefipsendpoint or None,
-            user_agent_extra=p.useragent or None,
-            max_pool_connections=MAX_POOL_CONNECTIONS,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            tcp_keepalive=True,
-            **self.retry.botocore_config(),
-        )
-        credentials: dict[str, str] = {}
-        if p.accesskey and p.secretkey:
-            credentials = {"aws_access_key_id": p.accesskey, "aws_secret_access_key": p.secretkey}
-        try:
-            client = _make_boto3_client(
-                self._session,
-                endpoint_url=self._endpoint_url(endpoint),
-                use_ssl=p.secure,
-                verify=False if p.skipverify else None,
-                config=config,
-                **credentials,
-            )
-            outage = self.retry.install(client)  # the one retry loop (driver/retry.py), with its deadline
-            if self.outage is None:
-                self.outage = outage
-            client.meta.events.register("before-sign.s3.PutObject", _no_continue_for_small_bodies)
-            _skip_unused_endpoint_params(client)
-            return client
-        except (ValueError, botocore.exceptions.BotoCoreError) as exc:
-            raise ValueError(f"failed to create new session with aws config: {exc}") from None
+        client, outage = make_client(self.params, endpoint, self.retry, self._session)
+        if self.outage is None:
+            self.outage = outage
+        return client
 
     def _presign_client(self) -> Any:
         if not self.params.redirectendpoint:
@@ -383,6 +177,9 @@ class S3Driver(StorageDriver):
     def bucket_key(self, path: str) -> str | None:
         return self.s3_path(path)
 
+    def multipart_uploads(self) -> MultipartUploads:
+        return self  # list_uploads, abort_upload below
+
     def key_to_path(self, key: str) -> str:
         """Upstream reverse mapping (first occurrence of the root prefix replaced)."""
         if self._root_prefix:
@@ -394,7 +191,7 @@ class S3Driver(StorageDriver):
         return self.s3_path(path.rstrip("/") + "/")
 
     def write_args(self, *, with_kms_key: bool = True) -> dict[str, Any]:
-        """The §2.5 headers of PutObject / CreateMultipartUpload / CopyObject."""
+        """The §S5 headers of PutObject / CreateMultipartUpload / CopyObject."""
         p = self.params
         args: dict[str, Any] = {"ContentType": CONTENT_TYPE, "ACL": p.objectacl}
         if p.encrypt:
@@ -427,8 +224,6 @@ class S3Driver(StorageDriver):
         return read_exact_range(self, path, offset, length, etag)
 
     def writer(self, path: str, append: bool = False) -> FileWriter:
-        from s3regfs.driver.s3.writer import open_writer
-
         return open_writer(self, path, append)
 
     # -- namespace ---------------------------------------------------------------------
@@ -745,7 +540,7 @@ class S3Driver(StorageDriver):
             infos.append(FileInfo(file_path, int(obj["Size"]), obj["LastModified"], False, obj.get("ETag")))
         return infos
 
-    # -- uploads (CLI extension) -------------------------------------------------------
+    # -- uploads (extension 5: MultipartUploads) ----------------------------------------
 
     def iter_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
         """ListMultipartUploads under ``prefix``, all pages (key and upload-id markers)."""

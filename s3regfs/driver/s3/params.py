@@ -1,11 +1,11 @@
 """The s3 driver's parameters: defaults, ranges, coercion and the upstream error texts.
 
 Owns: :class:`S3Parameters` and :func:`from_parameters`, a port of the v3 (3.1+)
-``FromParameters`` of distribution's s3-aws driver (spec §2.2):
+``FromParameters`` of distribution's s3-aws driver (docs/DRIVERS.md §S1):
 
-* validation in the upstream order, first error wins (§2.2.1);
+* validation in the upstream order, first error wins (§S1);
 * values arrive typed from YAML/env (str, int, bool, float, None) and are
-  coerced as v3 does (§2.2.2): Go's boolean strings for bools; for ints the
+  coerced as v3 does (§S1): Go's boolean strings for bools; for ints the
   value is printed as Go would print it and a leading decimal integer is
   scanned (``"10MB"`` → 10, ``5.5e6`` → ``"5.5e+06"`` → 5);
 * every error is a :class:`~s3regfs.driver.errors.ParameterError` whose text
@@ -201,8 +201,12 @@ def _go_float(value: float) -> str:
     return f"{prefix}{text[: exp10 + 1]}.{text[exp10 + 1 :]}"
 
 
-def parse_bool(key: str, value: Any, default: bool) -> bool:
-    """v3.1+ bool parse: None → default, bool as is, Go's strconv strings; else an error."""
+def parse_go_bool(key: str, value: Any, default: bool) -> bool:
+    """A bool s3 parameter, read as upstream v3.1+ reads it (Go's ``strconv.ParseBool`` strings).
+
+    None → ``default``, a bool as is; anything else is an error.  Not the grammar of the
+    mount options (``options_table.parse_bool``: yes/no/on/off too).
+    """
     if value is None:
         return default
     if isinstance(value, bool):
@@ -257,7 +261,7 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
 
     # 1-2: regionendpoint, forcepathstyle
     values["regionendpoint"] = _string(p("regionendpoint"))
-    values["forcepathstyle"] = parse_bool("forcepathstyle", p("forcepathstyle"), False)
+    values["forcepathstyle"] = parse_go_bool("forcepathstyle", p("forcepathstyle"), False)
     # 3: region
     region = p("region")
     if not values["regionendpoint"]:
@@ -275,10 +279,10 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
         raise ParameterError("no bucket parameter provided")
     values["bucket"] = go_sprint(bucket)
     # 5-9
-    values["encrypt"] = parse_bool("encrypt", p("encrypt"), False)
-    values["secure"] = parse_bool("secure", p("secure"), True)
-    values["skipverify"] = parse_bool("skipverify", p("skipverify"), False)
-    values["v4auth"] = parse_bool("v4auth", p("v4auth"), True)
+    values["encrypt"] = parse_go_bool("encrypt", p("encrypt"), False)
+    values["secure"] = parse_go_bool("secure", p("secure"), True)
+    values["skipverify"] = parse_go_bool("skipverify", p("skipverify"), False)
+    values["v4auth"] = parse_go_bool("v4auth", p("v4auth"), True)
     values["keyid"] = _string(p("keyid"))
     # 10-13: sizes
     values["chunksize"] = parse_int("chunksize", p("chunksize"), DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
@@ -300,9 +304,9 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
     values["useragent"] = _string(p("useragent"))
     values["objectacl"] = _object_acl(p("objectacl"))
     # 18-20
-    values["usedualstack"] = parse_bool("usedualstack", p("usedualstack"), False)
-    values["accelerate"] = parse_bool("accelerate", p("accelerate"), False)
-    values["usefipsendpoint"] = parse_bool("usefipsendpoint", p("usefipsendpoint"), False)
+    values["usedualstack"] = parse_go_bool("usedualstack", p("usedualstack"), False)
+    values["accelerate"] = parse_go_bool("accelerate", p("accelerate"), False)
+    values["usefipsendpoint"] = parse_go_bool("usefipsendpoint", p("usefipsendpoint"), False)
     # 21-22
     values["redirectendpoint"] = _string(p("redirectendpoint"))
     values["loglevel"] = _log_level(p("loglevel"))
@@ -310,7 +314,7 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
     values["partsinflight"] = parse_int(
         "partsinflight", p("partsinflight"), DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
     )
-    values["verifyprefixes"] = parse_bool("verifyprefixes", p("verifyprefixes"), False)
+    values["verifyprefixes"] = parse_go_bool("verifyprefixes", p("verifyprefixes"), False)
     values["retrydeadline"] = parse_int(
         "retrydeadline", p("retrydeadline"), DEFAULT_RETRY_DEADLINE, 1, MAX_RETRY_DEADLINE
     )

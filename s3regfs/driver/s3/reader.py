@@ -28,6 +28,7 @@ import urllib3.exceptions
 
 from s3regfs.driver.errors import ObjectChangedError
 from s3regfs.driver.retry import retry_call
+from s3regfs.driver.s3.errors import error_code, http_status, map_error
 
 if TYPE_CHECKING:
     from s3regfs.driver.s3.driver import S3Driver
@@ -58,8 +59,6 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _is_invalid_range(exc: BaseException) -> bool:
-    from s3regfs.driver.s3.driver import error_code, http_status
-
     return error_code(exc) == "InvalidRange" or http_status(exc) == 416
 
 
@@ -71,10 +70,6 @@ def _total_size(resp: dict[str, Any]) -> int | None:
 
 
 def _get(driver: S3Driver, path: str, range_header: str, etag: str | None) -> dict[str, Any]:
-    from s3regfs.driver.s3.driver import map_error
-
-    from s3regfs.driver.s3.driver import error_code, http_status
-
     kwargs: dict[str, Any] = {"Bucket": driver.bucket, "Key": driver.s3_path(path), "Range": range_header}
     if etag:
         kwargs["IfMatch"] = etag

@@ -1,8 +1,9 @@
 """The s3 driver's FileWriter: a multipart upload with background part uploads.
 
 Owns: opening a writer (new upload, or ``append=True`` resuming the oldest
-in-progress upload of the key, spec §2.8.1), buffering into parts (§2.8.2),
-re-basing after a small last part (§2.8.3) and close/commit/cancel (§2.8.4).
+in-progress upload of the key, docs/DRIVERS.md §W1), buffering into parts
+(§W2), merging a resumed upload's small last part (§W3) and
+close/commit/cancel (§W4).
 
 v3 semantics: one buffer; every part is exactly ``chunksize`` bytes except the
 last; ``size()`` counts only uploaded parts; commit of an empty file uploads an
@@ -20,7 +21,7 @@ Deviations from upstream (for docs/SEMANTICS.md):
   time and pages ListMultipartUploads with both markers; with no matching
   upload it checks the key with HEAD (upstream: only if the first page had no
   uploads at all, and via Stat, so a "directory" counted as size 0);
-* the re-base's CreateMultipartUpload sends all §2.5 headers (upstream omits
+* the merge's CreateMultipartUpload sends all §S5 headers (upstream omits
   SSEKMSKeyId there);
 * ``close`` after ``cancel`` only releases the buffer (no part upload);
 * ``cancel`` (and a failed completion) aborts the upload with one attempt and,
@@ -68,7 +69,7 @@ class S3FileWriter(FileWriter):
         self._next_number = max(self._parts, default=0) + 1
         self._size = sum(p.size for p in parts)
         self._buffer = bytearray()
-        self._needs_rebase = bool(parts) and parts[-1].size < MIN_CHUNK_SIZE
+        self._needs_merge = bool(parts) and parts[-1].size < MIN_CHUNK_SIZE
         self._closed = self._committed = self._cancelled = False
         self._api_lock = threading.RLock()  # one public call at a time
         self._state = threading.Condition()  # guards in-flight count, parts, size, error
@@ -96,8 +97,8 @@ class S3FileWriter(FileWriter):
         with self._api_lock:
             self._check_open()
             self._raise_failed()
-            if self._needs_rebase:
-                self._rebase()
+            if self._needs_merge:
+                self._merge_small_last_part()
             view = memoryview(data).cast("B")
             length = len(view)
             while view:
@@ -158,18 +159,22 @@ class S3FileWriter(FileWriter):
     def _flush(self) -> None:
         """Upload what is buffered (at most one part smaller than chunksize) and wait for all parts."""
         if self._buffer:
-            if self._needs_rebase:
-                self._rebase()
+            if self._needs_merge:
+                self._merge_small_last_part()
             if self._buffer:
                 data, self._buffer = self._buffer, bytearray()
                 self._submit(data)
         self._drain()
 
-    # -- re-basing after a small last part (§2.8.3) ------------------------------------
+    # -- merging a small last part (docs/DRIVERS.md §W3) --------------------------------
 
-    def _rebase(self) -> None:
-        """Commit the parts so far, start a new upload and carry the content over."""
-        self._needs_rebase = False
+    def _merge_small_last_part(self) -> None:
+        """Merge a resumed upload's small last part: complete the upload, start a new one, carry the content over.
+
+        S3 refuses to complete an upload whose parts other than the last are under 5 MiB, so a
+        resumed upload whose last part is small cannot simply get more parts (§W3).
+        """
+        self._needs_merge = False
         client, bucket = self._driver.client, self._driver.bucket
         self._complete(sorted(self._parts.values(), key=lambda p: p.number))
         resp = client.create_multipart_upload(Bucket=bucket, Key=self._key, **self._driver.write_args())

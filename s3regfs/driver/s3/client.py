@@ -1,0 +1,194 @@
+"""Building the s3 driver's boto3 client, and the botocore tuning that goes with it (docs/DRIVERS.md §S3).
+
+Owns: :func:`make_client` (the botocore ``Config`` from the parameters: addressing style,
+signature version, endpoint variants, checksums only when required (§S2), the connection pool,
+static or chained credentials, the retry policy of :mod:`s3regfs.driver.retry`), the one shared
+boto3 Session, and three botocore tunings, each measured (docs/PERFORMANCE.md) and each a no-op
+when botocore's internals differ from what it expects:
+
+* :func:`fast_timestamp`: ISO 8601 timestamps of listings parsed without dateutil;
+* no ``Expect: 100-continue`` on small PutObject bodies;
+* the endpoint rule set evaluated once, not once per object key.
+
+It also maps the ``loglevel`` parameter onto the botocore/urllib3 loggers
+(:func:`configure_logging`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import botocore.utils
+from botocore.config import Config
+
+from s3regfs.driver.retry import RetryPolicy
+from s3regfs.driver.s3.params import S3Parameters
+
+MAX_POOL_CONNECTIONS = 64
+
+_session_lock = threading.Lock()
+_shared_session: Any = None
+
+
+def configure_logging(level: str) -> None:
+    """Map upstream ``loglevel`` names onto the botocore/urllib3 loggers."""
+    if level == "off":
+        return
+    loggers = ["botocore.endpoint", "botocore.hooks", "botocore.client"]
+    if level == "debug":
+        loggers = ["botocore"]
+    elif level == "debugwithsigning":
+        loggers = ["botocore", "botocore.auth"]
+    elif level == "debugwithhttpbody":
+        loggers = ["botocore", "urllib3", "botocore.parsers"]
+    elif level == "debugwithrequestretries":
+        loggers = ["botocore.retries", "botocore.retryhandler", "botocore.endpoint"]
+    elif level == "debugwithrequesterrors":
+        loggers = ["botocore.endpoint", "botocore.retries", "botocore.parsers"]
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def fast_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, ~1000x faster for the ISO 8601 form of S3 listings.
+
+    botocore parses every ``LastModified`` of a ListObjectsV2 page with dateutil
+    (~30-110 us each): over a 10,000-key listing that was the largest CPU cost of a
+    cold ``find`` (docs/PERFORMANCE.md).  Other forms (RFC 1123 headers, epochs) go
+    to botocore's own parser; the result is always timezone-aware.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
+
+
+def _use_fast_timestamps(session: Any) -> None:
+    """Make clients created from ``session`` parse timestamps with :func:`fast_timestamp`."""
+    core = getattr(session, "_session", None)  # the botocore session behind a boto3 Session
+    if core is None:
+        return
+    factory = core.get_component("response_parser_factory")
+    factory.set_parser_defaults(timestamp_parser=fast_timestamp)
+
+
+EXPECT_CONTINUE_MIN = 8 * 1024 * 1024
+"""Bodies smaller than this are sent without ``Expect: 100-continue`` (see below)."""
+
+
+def _no_continue_for_small_bodies(request: Any, **_: Any) -> None:
+    """Drop ``Expect: 100-continue`` from a small PutObject (botocore adds it to every one).
+
+    The header makes the client wait one round trip for the server's ``100 Continue`` before it
+    sends the body, which is worth it only for bodies large enough that sending one in vain
+    costs more than the wait; for the small files of a registry (links, manifests) it was a
+    third of each upload's latency.
+    """
+    if "Expect" not in request.headers:
+        return
+    size = botocore.utils.determine_content_length(request.body) if request.body is not None else None
+    if size is not None and size < EXPECT_CONTINUE_MIN:
+        del request.headers["Expect"]  # not a signed header (botocore leaves it out of SigV4)
+
+
+_PER_REQUEST_ENDPOINT_PARAMS = ("Key", "Prefix", "CopySource")
+
+
+def _skip_unused_endpoint_params(client: Any) -> None:
+    """Leave out of endpoint resolution the per-request parameters S3's rules never read.
+
+    botocore memoizes the endpoint on every parameter of the rule set, including the object key,
+    which none of the rules refers to: so each new key evaluates the whole rule set again (a
+    quarter of botocore's CPU per small PutObject here).  Only parameters the loaded rule set
+    does not reference are left out, so the endpoint cannot change; when botocore's internals
+    differ from what this expects, nothing is changed.
+    """
+    resolver = getattr(client, "_ruleset_resolver", None)
+    definitions = getattr(resolver, "_param_definitions", None)
+    loader = getattr(client, "_loader", None)
+    if not isinstance(definitions, dict) or loader is None:
+        return
+    try:
+        rules = json.dumps(loader.load_service_model("s3", "endpoint-rule-set-1").get("rules", []))
+    except Exception:  # noqa: BLE001 - an optimisation only
+        return
+    unused = {name for name in _PER_REQUEST_ENDPOINT_PARAMS if f'"ref": "{name}"' not in rules}
+    if unused & definitions.keys():
+        resolver._param_definitions = {k: v for k, v in definitions.items() if k not in unused}
+
+
+def _make_boto3_client(session: Any, **kwargs: Any) -> Any:
+    """A boto3 S3 client; one shared boto3 Session (its loaded service model) serves every driver."""
+    global _shared_session
+    with _session_lock:  # boto3 sessions are not safe for concurrent client creation
+        if session is None:
+            if _shared_session is None:
+                _shared_session = boto3.session.Session()
+            session = _shared_session
+        _use_fast_timestamps(session)
+        return session.client("s3", **kwargs)
+
+
+def endpoint_url(params: S3Parameters, endpoint: str) -> str | None:
+    """``endpoint`` as a URL: None for AWS's own, the scheme from ``secure`` when it has none."""
+    if not endpoint:
+        return None
+    if "://" in endpoint:
+        return endpoint
+    return ("https://" if params.secure else "http://") + endpoint
+
+
+def make_client(
+    params: S3Parameters, endpoint: str, retry: RetryPolicy, session: Any = None
+) -> tuple[Any, Any]:
+    """A tuned boto3 S3 client for ``endpoint``, and the :class:`~s3regfs.driver.outage.Outage` of its retries.
+
+    An invalid configuration is ``ValueError("failed to create new session with aws config: ...")``.
+    """
+    p = params
+    s3_config: dict[str, Any] = {
+        "addressing_style": "path" if p.forcepathstyle else "auto",
+    }
+    if p.usedualstack:
+        s3_config["use_dualstack_endpoint"] = True
+    if p.accelerate:
+        s3_config["use_accelerate_endpoint"] = True
+    credentials: dict[str, str] = {}
+    if p.accesskey and p.secretkey:
+        credentials = {"aws_access_key_id": p.accesskey, "aws_secret_access_key": p.secretkey}
+    config = Config(
+        region_name=p.region,
+        signature_version="s3v4" if p.v4auth else "s3",
+        s3=s3_config,
+        use_fips_endpoint=p.usefipsendpoint or None,
+        user_agent_extra=p.useragent or None,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        tcp_keepalive=True,
+        **retry.botocore_config(),
+    )
+    try:
+        client = _make_boto3_client(
+            session,
+            endpoint_url=endpoint_url(p, endpoint),
+            use_ssl=p.secure,
+            verify=False if p.skipverify else None,
+            config=config,
+            **credentials,
+        )
+        outage = retry.install(client)  # the one retry loop (driver/retry.py), with its deadline
+        client.meta.events.register("before-sign.s3.PutObject", _no_continue_for_small_bodies)
+        _skip_unused_endpoint_params(client)
+        return client, outage
+    except (ValueError, botocore.exceptions.BotoCoreError) as exc:
+        raise ValueError(f"failed to create new session with aws config: {exc}") from None
