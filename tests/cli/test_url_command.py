@@ -13,9 +13,7 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import yaml
 
 from s3regfs.middleware.keys import generate_keypair
 from tests.support.cloudfront_server import CloudFrontServer, s3_origin
+from tests.support.downloads import download
 
 REPO = Path(__file__).resolve().parent.parent.parent
 KEY_ID = "K2JCJMDEHXQW5F"
@@ -87,14 +86,6 @@ def printed_url(done: subprocess.CompletedProcess[str]) -> str:
 
 def query(url: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True))
-
-
-def download(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def sha256(data: bytes) -> str:

@@ -14,9 +14,7 @@ import hashlib
 import os
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from s3regfs.localserver import LocalS3Server
 from s3regfs.middleware.keys import generate_keypair
 from tests.support import mounts
 from tests.support.cloudfront_server import CloudFrontServer, s3_origin
+from tests.support.downloads import download
 from tests.support.mounts import Mount, run_tool
 from tests.support.s3proxy import GET_OPS, S3Proxy
 from tests.support.s3server import unique_bucket_name
@@ -119,14 +118,6 @@ def with_param(url: str, name: str, value: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [(k, value if k == name else v) for k, v in urllib.parse.parse_qsl(parts.query)]
     return parts._replace(query=urllib.parse.urlencode(query, safe="~")).geturl()
-
-
-def download(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def curl(url: str) -> bytes:

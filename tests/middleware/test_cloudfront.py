@@ -8,8 +8,6 @@ import logging
 import os
 import stat
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from s3regfs.driver.inmemory import InMemoryDriver
 from s3regfs.driver.wrapper import DriverWrapper
 from s3regfs.middleware.cloudfront import UNSUPPORTED_DRIVER_WARNING, CloudFrontMiddleware
 from s3regfs.middleware.keys import generate_keypair
+from tests.support.downloads import download
 
 KEY_ID = "APKAEIBAERJR2EXAMPLE"
 NOW = 1_700_000_000.75
@@ -635,14 +634,6 @@ def s3_cdn(
             chain.close()
 
 
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 @pytest.mark.s3
 def test_cloudfront_serves_exactly_the_object(s3_cdn: tuple[Any, StorageDriver]) -> None:
     cdn, chain = s3_cdn
@@ -652,11 +643,11 @@ def test_cloudfront_serves_exactly_the_object(s3_cdn: tuple[Any, StorageDriver])
     chain.put_content("/docker/registry/v2/blobs/sha256/cd/cd34/data", other)
     url = chain.redirect_url("GET", BLOB)
     assert url is not None and url.startswith(cdn.url + "registry" + BLOB + "?Expires=")
-    assert http_get(url) == (200, blob)
+    assert download(url) == (200, blob)
     curl = subprocess.run(["curl", "-sSf", url], capture_output=True, timeout=60, check=False)
     assert (curl.returncode, curl.stdout) == (0, blob)
     other_url = chain.redirect_url("GET", "/docker/registry/v2/blobs/sha256/cd/cd34/data") or ""
-    assert http_get(other_url) == (200, other)
+    assert download(other_url) == (200, other)
 
 
 @pytest.mark.s3
@@ -669,18 +660,18 @@ def test_cloudfront_refuses_expired_tampered_and_rewritten_urls(
     url = chain.redirect_url("GET", BLOB) or ""
 
     expired = chain.redirect_url("GET", BLOB, expires_in=-1) or ""
-    assert http_get(expired)[0] == 403 and cdn.requests[-1].reason == "Expired"
+    assert download(expired)[0] == 403 and cdn.requests[-1].reason == "Expired"
 
     sig = split_signed(url)[1]["Signature"]
     tampered = url.replace(sig, sig[:-4] + ("AAAA" if not sig.endswith("AAAA") else "BBBB"))
-    assert http_get(tampered)[0] == 403 and cdn.requests[-1].reason == "InvalidSignature"
+    assert download(tampered)[0] == 403 and cdn.requests[-1].reason == "InvalidSignature"
 
     rewritten = url.replace(BLOB, "/docker/registry/v2/blobs/sha256/ef/ef56/data")
-    status, body = http_get(rewritten)
+    status, body = download(rewritten)
     assert status == 403 and b"other layer" not in body
     assert cdn.requests[-1].reason == "InvalidSignature"
 
-    assert http_get(url) == (200, b"secret layer")
+    assert download(url) == (200, b"secret layer")
 
 
 @pytest.mark.s3
@@ -715,11 +706,11 @@ def test_aws_clients_get_a_working_s3_url_and_others_cloudfront(
             chain.put_content(BLOB, b"layer bytes")
             in_aws = chain.redirect_url("GET", BLOB, client_ip="127.0.0.1") or ""
             assert in_aws.startswith(s3_server.endpoint) and "X-Amz-Signature=" in in_aws
-            assert http_get(in_aws) == (200, b"layer bytes")
+            assert download(in_aws) == (200, b"layer bytes")
             for outside in ("10.1.2.3", "192.0.2.1"):  # another region, and outside AWS
                 via_cdn = chain.redirect_url("GET", BLOB, client_ip=outside) or ""
                 assert via_cdn.startswith(cdn.url + "docker/registry/v2/") and "Key-Pair-Id=" in via_cdn
-                assert http_get(via_cdn) == (200, b"layer bytes")
+                assert download(via_cdn) == (200, b"layer bytes")
             assert ip_ranges.hits == 1
         finally:
             chain.close()
