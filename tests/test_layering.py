@@ -111,7 +111,6 @@ FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
     ("s3regfs.demo", "s3regfs.middleware.cloudfront"): "cryptography, loaded for --check only",
     ("s3regfs.demoregistry", "s3regfs.config"): "only to start the real registry (its environment)",
     ("s3regfs.middleware", "s3regfs.middleware.cloudfront"): "cryptography, loaded when a middleware is used",
-    ("s3regfs.fs.core", "s3regfs.errors"): "issue 12 item 5 removes it (the fs raises an OSError instead)",
 }
 """Every function-level import of an s3regfs module, with its reason; a new one must be listed here.
 
