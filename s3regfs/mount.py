@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from s3regfs import exitcodes, logs, mountpoint
+from s3regfs import exitcodes, logs, malloctune, mountpoint
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.driver.wrapper import DriverWrapper
@@ -63,10 +63,10 @@ IDLE_THREADS = FUSE_THREADS
 Python thread state for good (:class:`~s3regfs.fs.operations.RegistryFUSE`)."""
 READ_AHEAD_KB = 4096
 """Kernel readahead of the mount (bdi ``read_ahead_kb``): sequential reads come as 1 MiB requests."""
-KERNEL_TTL_MAX = 10.0
+KERNEL_TTL_MAX = 1.0
 """The kernel's entry/attribute timeout is ``min(metadata_ttl, this)``: repeated ``stat``s of names
-the kernel has seen cost no request at all, and another mount's changes still show within
-``metadata_ttl`` plus at most this."""
+the kernel has seen within it cost no request at all, and another mount's changes still show within
+``metadata_ttl`` plus at most this (5 s at the defaults; docs/SEMANTICS.md)."""
 READY_TIMEOUT = 120.0
 """How long the probe waits for the mount to answer before it logs an error."""
 UNMOUNT_GRACE = 10.0
@@ -159,6 +159,7 @@ class _Mount:
     # -- the sequence ------------------------------------------------------------------
 
     def run(self) -> int:
+        malloctune.bound_malloc_retention()  # before the probe, the FUSE loop and the driver's pools allocate
         self.notify("STATUS=Checking the mount point")
         self.path = mountpoint.prepare(self.requested)
         self._check_libfuse()

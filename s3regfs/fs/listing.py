@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _MAX_SESSIONS = 64
 _MAX_WARNED = 10_000
+WALK_SESSION_TTL = 120.0
+"""How long a walk-ahead may be resumed (a walk of a large tree outlasts metadata_ttl)."""
 
 
 def _prefix(directory: str) -> str:
@@ -77,6 +79,7 @@ class _Session:
     root_empty: bool = False
     chain: list[str] = field(default_factory=list)
     partial: dict[str, Listing] = field(default_factory=dict)
+    since: dict[str, float] = field(default_factory=dict)  # when a partial listing got its first page
     lock: threading.Lock = field(default_factory=threading.Lock)
     first_closed: str | None = None  # the first directory the current batch cached
     background: bool = False  # the current batch is fetched ahead of the reader
@@ -93,6 +96,9 @@ class Lister:
         self.cache = cache
         self.ttl = ttl
         self.walk_ahead = walk_ahead if ttl > 0 else 0
+        # A walk may be resumed for this long: each batch is fresh when fetched and every listing it
+        # caches is stamped with the time of its own first page, so resuming never serves older data.
+        self.session_ttl = max(ttl, WALK_SESSION_TTL)
         self.executor = executor
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
@@ -170,7 +176,7 @@ class Lister:
         """The deepest live session whose root covers ``directory``, or a new one rooted there."""
         now = self.cache.now()
         with self._lock:
-            stale = [r for r, s in self._sessions.items() if s.done or now - s.stamp > self.ttl]
+            stale = [r for r, s in self._sessions.items() if s.done or now - s.stamp > self.session_ttl]
             for root in stale:
                 del self._sessions[root]
             if stale and self._triggers:
@@ -301,14 +307,18 @@ class Lister:
             merge(session.partial[chain[-1]], basename(step), Meta(True, 0, 0.0))
             chain.append(step)
             session.partial[step] = {}
+            session.since.setdefault(step, stamp)
         if merge(session.partial[target], basename(info.path), meta_of(info)):
             self._warn(target, [], True)
+        session.since.setdefault(target, stamp)
         if info.is_dir:
             chain.append(info.path)
             session.partial.setdefault(info.path, {})
+            session.since.setdefault(info.path, stamp)
 
     def _close(self, session: _Session, directory: str, stamp: float) -> None:
         entries = session.partial.pop(directory, {})
+        stamp = min(stamp, session.since.pop(directory, stamp))  # as fresh as its first page
         if directory == session.root and not entries:
             session.root_empty = True  # no key below the root: "no such directory" for the driver
             return

@@ -23,7 +23,7 @@ class FsOptions:
     read_only: bool = False
     # Metadata cache: attributes and listings live this long (seconds); this
     # mount's own changes invalidate at once.
-    metadata_ttl: float = 30.0
+    metadata_ttl: float = 4.0
     # ... except those of digest paths (``.../sha256/<hex>`` and below: content-addressed blobs and
     # links, never changed while they exist), which live this long (never shorter than metadata_ttl).
     digest_ttl: float = 600.0

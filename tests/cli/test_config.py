@@ -112,7 +112,7 @@ def test_defaults_without_any_source() -> None:
     cfg = load(text=None, options=["bucket=b,region=us-east-1"])
     assert cfg.driver.name == "s3" and dict(cfg.driver.parameters) == {"bucket": "b", "region": "us-east-1"}
     assert cfg.middleware == ()
-    assert cfg.fs.file_mode == 0o644 and cfg.fs.read_only is False and cfg.fs.metadata_ttl == 30.0
+    assert cfg.fs.file_mode == 0o644 and cfg.fs.read_only is False and cfg.fs.metadata_ttl == 4.0
     assert cfg.mount.log_level == "info" and cfg.mount.foreground is False
 
 

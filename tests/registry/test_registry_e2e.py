@@ -13,6 +13,7 @@ The image is built locally (no network): a tiny OCI layout with random layers.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -137,3 +138,32 @@ def test_registry_s3_driver_seen_through_the_mount(
         assert link.read_text() == digest
     revision = repo_dir / "_manifests" / "revisions" / "sha256" / image.manifest_digest.split(":", 1)[1] / "link"
     assert revision.read_text() == image.manifest_digest
+
+
+def test_a_push_by_the_registry_shows_on_the_mount_within_five_seconds(
+    tmp_path: Path, image: OciImage, s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """Operators push, then look: at the default options the new tag and blob directories show within 5 s."""
+    options, env = mounts.s3_options(s3_server.driver_parameters(s3_bucket))
+    options["cache_dir"] = str(tmp_path / "cache")
+    with mounts.mounted(tmp_path / "mnt", driver="s3", options=options, env=env) as mount:
+        assert os.listdir(mount.path) == []  # the operator looked before the push
+        with RegistryServer(s3_storage(s3_server, s3_bucket), tmp_path / "registry") as registry:
+            skopeo_copy(image.reference, registry.ref(REPO, TAG))
+        pushed = time.monotonic()
+        expected = {digest.split(":", 1)[1] for digest in image.blob_digests}
+
+        def shown() -> bool:
+            try:
+                return set(dict(blob_files(mount.path))) == expected and tag_link(mount.path, REPO, TAG).exists()
+            except FileNotFoundError:
+                return False
+
+        while not shown():
+            assert time.monotonic() - pushed < 5.5, "the push is not visible within 5 s"
+            time.sleep(0.05)
+        delay = time.monotonic() - pushed
+        print(f"registry push visible after {delay:.2f} s")
+        assert delay <= 5.05
+        assert tag_link(mount.path, REPO, TAG).read_text() == image.manifest_digest
+    assert mount.returncode == 0, mount.log()
