@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from botocore.exceptions import ClientError
 from s3regfs.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
+from tests.support.waiting import wait_for
 
 MiB = 1024 * 1024
 
@@ -34,14 +34,6 @@ def _object(server: LocalS3Server, bucket: str, key: str) -> bytes | None:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return None
         raise
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _fd_pos(pid: int, fd: int) -> int:
@@ -108,7 +100,7 @@ def test_dd_puts_nothing_at_the_key_until_it_has_written_everything(bucket_mount
     assert dd.stdin is not None
     dd.stdin.write(data[: 12 * MiB])
     dd.stdin.flush()
-    _wait_for(lambda: _fd_pos(dd.pid, 1) == 12 * MiB, "dd to write 12 MiB")
+    wait_for(lambda: _fd_pos(dd.pid, 1) == 12 * MiB, 30, "dd to write 12 MiB")
     assert stored("x.bin") is None  # not an empty object, not a partial one
     dd.stdin.write(data[12 * MiB :])
     _finish(dd, b"")
@@ -123,7 +115,7 @@ def test_a_shell_redirect_keeps_the_previous_object_until_the_shell_closes(bucke
     # The shell opens, dup2s and closes (a flush before any byte); /bin/true inherits the descriptor
     # and closes it at exit after the first line was written (a flush from another process).
     shell = _redirect_writer(target, "echo first; /bin/true; read -r _; echo second")
-    _wait_for(lambda: _blocked_reading_stdin(shell.pid), "the shell to wait on its stdin")
+    wait_for(lambda: _blocked_reading_stdin(shell.pid), 30, "the shell to wait on its stdin")
     assert _fds_on(shell.pid, target) == [1]
     assert stored("existing.txt") == b"OLD\n"
     _finish(shell)
@@ -138,14 +130,14 @@ def test_false_redirected_over_a_file_empties_it_at_release_as_on_a_local_disk(
     target.write_bytes(b"OLD\n")
     subprocess.run(["bash", "-c", 'false >"$1"', "bash", str(target)], check=False)
     assert target.read_bytes() == b""
-    _wait_for(lambda: stored("existing2.txt") == b"", "the truncation to reach the bucket at release")
+    wait_for(lambda: stored("existing2.txt") == b"", 30, "the truncation to reach the bucket at release")
 
 
 def test_touch_creates_an_empty_object_at_release(bucket_mount: tuple[Mount, Any]) -> None:
     mount, stored = bucket_mount
     subprocess.run(["touch", str(mount.path / "empty")], check=True)
     assert os.stat(mount.path / "empty").st_size == 0
-    _wait_for(lambda: stored("empty") == b"", "the empty file to reach the bucket at release")
+    wait_for(lambda: stored("empty") == b"", 30, "the empty file to reach the bucket at release")
 
 
 def _python_writer(target: Path) -> subprocess.Popen[bytes]:
@@ -175,13 +167,13 @@ def test_daemon_killed_mid_write_leaves_the_key_absent_or_its_previous_version(
         assert proc.stdin is not None
         proc.stdin.write(os.urandom(20 * MiB))
         proc.stdin.flush()
-        _wait_for(lambda: _fd_pos(proc.pid, 1) == 20 * MiB, "dd to write 20 MiB")
+        wait_for(lambda: _fd_pos(proc.pid, 1) == 20 * MiB, 30, "dd to write 20 MiB")
     elif writer == "redirect":
         proc = _redirect_writer(target, "echo partial; read -r _; echo rest")
-        _wait_for(lambda: _blocked_reading_stdin(proc.pid), "the shell to wait on its stdin")
+        wait_for(lambda: _blocked_reading_stdin(proc.pid), 30, "the shell to wait on its stdin")
     else:
         proc = _python_writer(target)
-        _wait_for(lambda: _fd_pos(proc.pid, 3) == 20 * MiB, "python to write 20 MiB")
+        wait_for(lambda: _fd_pos(proc.pid, 3) == 20 * MiB, 30, "python to write 20 MiB")
     mount.proc.send_signal(signal.SIGKILL)
     assert mount.wait_exit(30) == -signal.SIGKILL
     proc.kill()

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,13 @@ from tests.reliability.conftest import MountSet, s3_cli_args
 from tests.reliability.helpers import BucketView, MiB, blob, sha
 from tests.support import mounts
 from tests.support.s3proxy import GET_OPS, INTERNAL_ERROR, SLOWDOWN, Drop, ResetMidBody, S3Proxy, TruncateBody
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.s3, pytest.mark.fuse]
 
 # Small streaming thresholds so that "big" files (multipart, streamed while written) stay small here.
 STREAMING = {"stream_threshold": "5MiB", "metadata_ttl": "1"}
 CHUNK = {"chunksize": str(5 * MiB)}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def write_file(path: Path, data: bytes, block: int = MiB, fsync: bool = False) -> None:

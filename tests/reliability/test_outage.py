@@ -23,6 +23,7 @@ from s3regfs import exitcodes
 from tests.reliability.conftest import MountSet
 from tests.reliability.helpers import BucketView, MiB, blob, sha
 from tests.support.s3proxy import INTERNAL_ERROR, S3Proxy
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.s3, pytest.mark.fuse]
 
@@ -32,14 +33,6 @@ MARGIN = 1.5
 """What a call may take beyond the deadline (scheduling on a loaded 2-core machine)."""
 STREAMING = {"stream_threshold": "5MiB", "metadata_ttl": "1"}
 RETRY_LOGGER = " s3regfs.driver.retry: "
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def short_deadline(mounts_: MountSet) -> dict[str, Any]:
