@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         params = {"accesskey": args.access_key, "secretkey": args.secret_key, "region": args.region,
                   "regionendpoint": args.endpoint, "forcepathstyle": True, "bucket": args.bucket}
         return run(args, params)
-    from s3regfs.localserver import LocalS3Server
+    from s3regfs.demo.localserver import LocalS3Server
 
     with LocalS3Server() as server:
         server.create_bucket(args.bucket)

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench import report, system, workloads  # noqa: E402
 from bench.system import MiB, BenchError  # noqa: E402
 from bench.tools import MOUNTS, Boto3Ceiling, Credentials, Mount  # noqa: E402
-from s3regfs.localserver import LocalS3Server, find_weed  # noqa: E402
+from s3regfs.demo.localserver import LocalS3Server, find_weed  # noqa: E402
 
 log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ class Runner:
     def _meta(self, server: LocalS3Server, ceiling: Boto3Ceiling) -> None:
         options = {"boto3": ceiling.options_text()} if "boto3" in self.tool_names else {}
         options.update({name: mount.options_text() for name, mount in self.mounts.items()})
-        options["server"] = ("SeaweedFS `weed server -s3` on loopback (s3regfs.localserver.LocalS3Server, "
+        options["server"] = ("SeaweedFS `weed server -s3` on loopback (s3regfs.demo.localserver.LocalS3Server, "
                              "GOMAXPROCS=2), data on the local disk; every tool talks to it directly")
         self.results["meta"].update({
             "mode": "short" if self.args.short else "full",

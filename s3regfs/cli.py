@@ -500,7 +500,7 @@ def cmd_uploads(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from s3regfs import demo
+    from s3regfs.demo import command as demo
 
     level = "debug" if getattr(args, "debug", False) else getattr(args, "log_level", "warning")
     _setup_logging(level)

@@ -1,6 +1,6 @@
 """Session-wide fixtures: the local S3 server (SeaweedFS) and fresh buckets on it.
 
-* ``s3_server`` (session): a running :class:`~s3regfs.localserver.LocalS3Server`.
+* ``s3_server`` (session): a running :class:`~s3regfs.demo.localserver.LocalS3Server`.
 * ``s3_bucket`` (function): the name of a fresh, empty bucket, deleted afterwards
   (both in the background: :class:`~tests.support.s3server.BucketPool`).
 * ``s3_driver_params`` (function): parameters for ``factory.create("s3", ...)``
@@ -22,7 +22,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:  # so that ``tests.support`` imports under plain ``pytest`` too
     sys.path.insert(0, _ROOT)
 
-from s3regfs.localserver import LocalS3Server  # noqa: E402
+from s3regfs.demo.localserver import LocalS3Server  # noqa: E402
 from tests.support.s3server import BucketPool  # noqa: E402
 
 log = logging.getLogger(__name__)

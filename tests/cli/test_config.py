@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from s3regfs import config, exitcodes, logs
 from s3regfs.errors import UserError
-from s3regfs.options_table import MOUNT_OPTIONS
+from s3regfs.config.options import MOUNT_OPTIONS
 
 REGISTRY_YML = textwrap.dedent("""\
     version: 0.1

@@ -14,7 +14,7 @@ from s3regfs.driver.s3.params import S3Parameters
 from s3regfs.durations import parse_duration
 from s3regfs.fs.options import FsOptions
 from s3regfs.middleware import cloudfront, ipfilter
-from s3regfs.options_table import FUSE_FLAGS, FUSE_VALUED, IGNORED, MOUNT_OPTIONS
+from s3regfs.config.options import FUSE_FLAGS, FUSE_VALUED, IGNORED, MOUNT_OPTIONS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
 

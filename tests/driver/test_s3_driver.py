@@ -31,7 +31,7 @@ from s3regfs.driver import (
     factory,
 )
 from s3regfs.driver.s3 import S3Driver
-from s3regfs.localserver import LocalS3Server, free_ports
+from s3regfs.demo.localserver import LocalS3Server, free_ports
 from tests.support.s3proxy import ErrorReply, ResetMidBody, S3Proxy, TruncateBody
 
 MiB = 1024 * 1024

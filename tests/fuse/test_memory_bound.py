@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
 

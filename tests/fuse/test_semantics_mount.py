@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount, run_tool
 

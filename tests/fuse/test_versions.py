@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from s3regfs.middleware.keys import generate_keypair
 from tests.support import mounts
 from tests.support.cloudfront_server import CloudFrontServer, s3_origin

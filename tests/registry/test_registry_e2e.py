@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
 from tests.support.registry import (

@@ -29,7 +29,7 @@ import pytest
 
 from s3regfs.driver import CheckedDriver, StorageDriver
 from s3regfs.driver.retry import RetryPolicy
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.reliability.helpers import BucketView
 from tests.support import mounts
 from tests.support.s3proxy import S3Proxy

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s3regfs import mountpoint as mountpoints
-from s3regfs.localserver import LocalS3Server
+from s3regfs.demo.localserver import LocalS3Server
 from tests.support.s3proxy import ErrorReply, S3Proxy
 
 REPO = Path(__file__).resolve().parent.parent.parent

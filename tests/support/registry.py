@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from s3regfs.localserver import LocalS3Server, free_ports
+from s3regfs.demo.localserver import LocalS3Server, free_ports
 
 log = logging.getLogger(__name__)
 

@@ -205,7 +205,7 @@ def parse_go_bool(key: str, value: Any, default: bool) -> bool:
     """A bool s3 parameter, read as upstream v3.1+ reads it (Go's ``strconv.ParseBool`` strings).
 
     None → ``default``, a bool as is; anything else is an error.  Not the grammar of the
-    mount options (``options_table.parse_bool``: yes/no/on/off too).
+    mount options (``s3regfs.config.options.parse_bool``: yes/no/on/off too).
     """
     if value is None:
         return default

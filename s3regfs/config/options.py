@@ -1,6 +1,6 @@
 """The s3regfs mount options: names, parsers, defaults as documented.
 
-Owns the table that :mod:`s3regfs.config` uses for the ``s3regfs:`` section
+Owns the table that :mod:`s3regfs.config.sources` uses for the ``s3regfs:`` section
 of the config file, the ``S3REGFS_<OPTION>`` environment variables and the
 ``-o`` mount options, and that docs/CONFIGURATION.md lists (a test checks
 both agree); plus the sets of ``-o`` words handled elsewhere: options that

@@ -1,4 +1,4 @@
-"""Configuration: the one place where s3regfs settings are read, typed and validated.
+"""Loading a configuration: its sources, their precedence, and the validation of every value.
 
 Owns the sources and their precedence (lowest first; docs/CONFIGURATION.md
 says the same):
@@ -19,26 +19,45 @@ says the same):
 Every bad value raises :class:`~s3regfs.errors.UserError` with one line that
 names the option, where it came from (file and key, environment variable, or
 ``-o``) and how to fix it.  Secret values (access and secret keys, session
-tokens) are registered with :func:`s3regfs.logs.add_secret` and kept out of
-``repr``.  Nothing here touches the network: :func:`build_driver` builds the
-driver chain and maps parameter errors to the same one-line form.
+tokens) are registered with :func:`s3regfs.logs.add_secret`.  Nothing here
+touches the network.  Also owns this process's environment as the other
+modules see it (:func:`secret_environ`, :func:`environ_without`): the only
+module that reads ``os.environ`` for configuration.
 
-The registry file format (YAML typing, ``REGISTRY_*`` overrides) is read by
-:mod:`s3regfs.configfile`; the mount options' table by
-:mod:`s3regfs.options_table`.
+The typed result and the driver chain built from it are
+:mod:`s3regfs.config.model`; the registry file format (YAML typing,
+``REGISTRY_*`` overrides) is :mod:`s3regfs.config.registryfile`; the mount
+options' table is :mod:`s3regfs.config.options`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from s3regfs import exitcodes, logs
-from s3regfs.configfile import (
+from s3regfs.config.model import (
+    CLI_DRIVERS,
+    DEFAULT_DRIVER,
+    S3_DRIVERS,
+    SECRET_PARAMETERS,
+    Config,
+    DriverConfig,
+    MiddlewareConfig,
+    MountConfig,
+    parameter_error,
+)
+from s3regfs.config.options import (
+    FUSE_FLAGS,
+    FUSE_VALUED,
+    MOUNT_OPTIONS,
+    OptionValueError,
+    is_ignored_mount_option,
+)
+from s3regfs.config.registryfile import (
     YamlInt,
     apply_registry_env,
     check_version,
@@ -50,21 +69,10 @@ from s3regfs.configfile import (
 )
 from s3regfs.errors import UserError
 from s3regfs.fs.options import FsOptions
-from s3regfs.options_table import (
-    FUSE_FLAGS,
-    FUSE_VALUED,
-    MOUNT_OPTIONS,
-    OptionValueError,
-    is_ignored_mount_option,
-)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("s3regfs.config")  # the name users see in warnings (docs/CONFIGURATION.md)
 
-S3_DRIVERS = ("s3", "s3aws")
-CLI_DRIVERS = ("s3", "s3aws", "inmemory")
-DEFAULT_DRIVER = "s3"
 RESERVED_STORAGE_KEYS = frozenset({"maintenance", "cache", "delete", "redirect", "tag"})
-SECRET_PARAMETERS = frozenset({"accesskey", "secretkey", "sessiontoken"})
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
 SECTION = "s3regfs"
 ENV_PREFIX = "S3REGFS_"
@@ -72,80 +80,6 @@ ENV_IGNORED_PREFIXES = ("S3REGFS_TEST_",)
 CLOUDFRONT = "cloudfront"
 UNSUPPORTED_MIDDLEWARE = frozenset({"redirect", "rewrite"})
 FLAG_ONLY = frozenset({"foreground", "systemd"})
-
-
-# -- the typed result ------------------------------------------------------------------
-
-
-def _redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: ("***" if k.lower() in SECRET_PARAMETERS and v not in (None, "") else v)
-        for k, v in parameters.items()
-    }
-
-
-@dataclass(frozen=True)
-class DriverConfig:
-    """The storage driver: its registered name and its (untyped, upstream) parameters."""
-
-    name: str = DEFAULT_DRIVER
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-    def __repr__(self) -> str:
-        return f"DriverConfig(name={self.name!r}, parameters={_redacted(self.parameters)!r})"
-
-    def source_of(self, key: str) -> str | None:
-        """Where parameter ``key`` was set (None for a default)."""
-        return self.sources.get(key)
-
-
-@dataclass(frozen=True)
-class MiddlewareConfig:
-    """One ``middleware: storage:`` entry."""
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class MountConfig:
-    """How the process mounts and logs (everything that is not the filesystem core's)."""
-
-    foreground: bool = False
-    systemd: bool = False
-    allow_other: bool = False
-    log_level: str = logs.DEFAULT_LEVEL
-    log_file: str | None = None
-    mount_timeout: float = 60.0
-    fuse_options: tuple[tuple[str, str | None], ...] = ()
-
-    def fuse_kwargs(self) -> dict[str, str | bool]:
-        """The pass-through FUSE options as mfusepy keyword arguments."""
-        return {name: (True if value is None else value) for name, value in self.fuse_options}
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything a command needs: driver, middleware chain, filesystem and mount options."""
-
-    driver: DriverConfig = field(default_factory=DriverConfig)
-    middleware: tuple[MiddlewareConfig, ...] = ()
-    fs: FsOptions = field(default_factory=FsOptions)
-    mount: MountConfig = field(default_factory=MountConfig)
-    config_file: str | None = None
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
-    """For the command to log once logging is set up (a secret in a file others can read)."""
-
-    @property
-    def read_only(self) -> bool:
-        return self.fs.read_only
-
-    def middleware_entries(self) -> list[tuple[str, dict[str, Any]]]:
-        """The ``[(name, options), ...]`` list :func:`s3regfs.middleware.wrap` takes."""
-        return [(m.name, dict(m.options)) for m in self.middleware]
 
 
 # -- extracting the sections -----------------------------------------------------------
@@ -491,23 +425,6 @@ def _validate_parameters(driver: DriverConfig) -> None:
         raise UserError(parameter_error(driver, exc), exitcodes.CONFIG) from None
 
 
-def parameter_error(driver: DriverConfig, exc: BaseException) -> str:
-    """One line for a driver-parameter error: the source of the parameter it names, the cause, the fix."""
-    message = " ".join(str(exc).split())
-    for key in sorted(driver.parameters, key=len, reverse=True):
-        if re.search(rf"(?<![a-z0-9]){re.escape(key.lower())}(?![a-z0-9])", message.lower()):
-            return f"{driver.source_of(key) or key}: {message}; correct or remove the value"
-    missing = re.search(r"no (\w+) parameter provided", message)
-    if missing:
-        key = missing.group(1).lower()
-        return (
-            f"{message}; set it in the config file (storage.{driver.name}.{key}), the environment "
-            f"(REGISTRY_STORAGE_{driver.name.upper()}_{key.upper()}) or with -o {key}=VALUE"
-        )
-    return (
-        f"{driver.name} driver parameters: {message}; fix the storage.{driver.name} section or the -o options"
-    )
-
 
 # -- entry points ----------------------------------------------------------------------
 
@@ -577,44 +494,6 @@ def _build(
         logs.add_secret(env.get(var))
     _validate_parameters(driver)
     return Config(driver, middleware, fs, mount, config_file, dict(into.option_sources))
-
-
-def build_driver(config: Config) -> Any:
-    """The driver chain of ``config``: factory → middleware, with errors as one-line UserErrors."""
-    from s3regfs.driver import factory
-    from s3regfs.driver.errors import InvalidStorageDriverError, StorageDriverError
-
-    try:
-        driver = factory.create(config.driver.name, dict(config.driver.parameters))
-    except InvalidStorageDriverError as exc:
-        raise UserError(f"{exc}; use one of {', '.join(CLI_DRIVERS)}", exitcodes.CONFIG) from None
-    except (ValueError, TypeError) as exc:
-        raise UserError(parameter_error(config.driver, exc), exitcodes.CONFIG) from None
-    except StorageDriverError as exc:
-        raise UserError(
-            f"cannot create the {config.driver.name} driver: {exc}; check the endpoint and credentials",
-            exitcodes.STORAGE,
-        ) from None
-    if not config.middleware:
-        return driver
-    from s3regfs import middleware
-
-    try:
-        return middleware.wrap(driver, config.middleware_entries())
-    except Exception as exc:  # noqa: BLE001 - every middleware failure is a configuration error
-        driver.close()
-        raise UserError(_middleware_error(config, exc), exitcodes.CONFIG) from None
-
-
-def _middleware_error(config: Config, exc: BaseException) -> str:
-    message = " ".join(str(exc).split())
-    for entry in config.middleware:
-        for key in sorted(entry.options, key=len, reverse=True):
-            if re.search(rf"(?<![a-z0-9]){re.escape(key.lower())}(?![a-z0-9])", message.lower()):
-                return f"{entry.sources.get(key, key)}: {message}; correct the {entry.name} option {key}"
-    return (
-        f"{message}; check the middleware options (middleware.storage in the config file or -o cloudfront.*)"
-    )
 
 
 def secret_environ() -> dict[str, str]:

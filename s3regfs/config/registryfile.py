@@ -1,7 +1,7 @@
 """The registry's ``config.yml`` format: YAML decoding, the file, and ``REGISTRY_*`` overrides.
 
 Owns reading configuration the way the registry reads it (docs/CONFIGURATION.md), for
-:mod:`s3regfs.config`, which types and validates the result:
+:mod:`s3regfs.config.sources`, which types and validates the result:
 
 * YAML decoding with the registry's typing: no timestamps (Go's YAML keeps
   ``2024-01-01`` a string), duplicate keys refused (Go's YAML refuses them),
@@ -18,7 +18,7 @@ Also owns :func:`exposed_secret`: the warning for a file that holds a secret
 
 Every failure is a one-line :class:`~s3regfs.errors.UserError` naming the
 file (and line) or the variable.  It takes the environment as an argument:
-only :mod:`s3regfs.config` reads ``os.environ``.
+only :mod:`s3regfs.config.sources` reads ``os.environ``.
 """
 
 from __future__ import annotations

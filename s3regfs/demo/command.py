@@ -2,9 +2,9 @@
 
 Owns the demo's sequence and its clean-up:
 
-1. start SeaweedFS on loopback (:class:`~s3regfs.localserver.LocalS3Server`,
+1. start SeaweedFS on loopback (:class:`~s3regfs.demo.localserver.LocalS3Server`,
    from the ``demo`` extra) and create a bucket;
-2. write a small registry into it (:mod:`s3regfs.demoregistry`): the real
+2. write a small registry into it (:mod:`s3regfs.demo.registry`): the real
    ``docker-registry`` with its s3 driver and ``skopeo copy`` when both are
    installed, else the same layout through the s3 driver;
 3. generate a throwaway CloudFront key pair and write a registry-style
@@ -38,7 +38,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from s3regfs import demoregistry, exitcodes, logs, systemd
+from s3regfs import exitcodes, logs, systemd
+from s3regfs.demo import registry as demoregistry
 from s3regfs.errors import UserError
 
 BUCKET = "demo-registry"
@@ -54,7 +55,7 @@ class _Stop(KeyboardInterrupt):
 
 
 def _start_server(stack: contextlib.ExitStack, out: TextIO) -> Any:
-    from s3regfs.localserver import LocalS3Server, LocalS3ServerError
+    from s3regfs.demo.localserver import LocalS3Server, LocalS3ServerError
 
     out.write("starting a local S3 server (SeaweedFS) on 127.0.0.1 ...\n")
     out.flush()
@@ -74,7 +75,7 @@ def _start_server(stack: contextlib.ExitStack, out: TextIO) -> Any:
 
 def _populate(server: Any, params: dict[str, Any], workdir: Path, out: TextIO) -> demoregistry.DemoImage:
     if demoregistry.tools_available():
-        from s3regfs.localserver import free_ports
+        from s3regfs.demo.localserver import free_ports
 
         out.write("pushing an image with docker-registry (its own s3 driver) and skopeo ...\n")
         out.flush()
