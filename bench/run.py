@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, system, workloads  # noqa: E402
+from bench.countingproxy import CountingProxy  # noqa: E402
 from bench.system import MiB, BenchError  # noqa: E402
 from bench.tools import MOUNTS, Boto3Ceiling, Credentials, Mount  # noqa: E402
 from s3regfs.demo.localserver import LocalS3Server, find_weed  # noqa: E402
@@ -182,11 +183,9 @@ class Runner:
 
     def _count_requests(self, ctx: workloads.Context, server: LocalS3Server) -> None:
         """Cold ``find``, ``ls -lR`` and ``stat`` once more per mount, through the counting proxy."""
-        from tests.support.s3proxy import S3Proxy
-
         if not ctx.tree_keys:
             workloads.setup_tree(ctx)
-        with S3Proxy(server.endpoint) as proxy:
+        with CountingProxy(server.endpoint) as proxy:
             for name in self.tool_names:
                 per_phase: dict[str, dict[str, int]] = {}
 

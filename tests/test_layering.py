@@ -91,6 +91,14 @@ def test_only_the_adapter_and_mount_import_mfusepy() -> None:
     assert _violations(others, ("mfusepy",)) == []
 
 
+
+def test_the_benchmark_never_imports_the_tests() -> None:
+    """bench/ stands on the package alone (its counting proxy is bench/countingproxy.py): no ``tests`` import."""
+    bench = sorted((PACKAGE.parent / "bench").rglob("*.py"))
+    assert bench
+    assert _violations(bench, ("tests",)) == []
+
+
 # -- import cycles ---------------------------------------------------------------------------
 
 FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
