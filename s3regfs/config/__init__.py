@@ -19,6 +19,7 @@ from s3regfs.config.model import (
     MiddlewareConfig,
     MountConfig,
     build_driver,
+    driver_parameters,
     parameter_error,
 )
 from s3regfs.config.sources import (
@@ -39,6 +40,7 @@ __all__ = [
     "MountConfig",
     "build_driver",
     "default_cache_dir",
+    "driver_parameters",
     "drop_secret_environ",
     "environ_without",
     "load",

@@ -3,7 +3,8 @@
 Owns the result of loading a configuration (:class:`Config` with its
 :class:`DriverConfig`, :class:`MiddlewareConfig`, :class:`MountConfig`; secret
 parameters kept out of ``repr``), the driver names s3regfs mounts, and
-:func:`build_driver`: the factory, then the middleware in configuration order,
+:func:`build_driver`: the factory (with the mount options the s3 driver
+applies, :func:`driver_parameters`), then the middleware in configuration order,
 with every failure a one-line :class:`~s3regfs.errors.UserError` naming the
 parameter or option and where it was set (:func:`parameter_error`).
 
@@ -13,6 +14,7 @@ Where the values come from, and in which precedence, is
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,10 @@ S3_DRIVERS = ("s3", "s3aws")
 CLI_DRIVERS = ("s3", "s3aws", "inmemory")
 DEFAULT_DRIVER = "s3"
 SECRET_PARAMETERS = frozenset({"accesskey", "secretkey", "sessiontoken"})
+DRIVER_OPTIONS = {"write_parts_in_flight": "partsinflight"}
+"""Mount options that the s3 driver applies: option → the s3 parameter it sets when given."""
+
+log = logging.getLogger("s3regfs.config")
 
 
 # -- the typed result ------------------------------------------------------------------
@@ -122,13 +128,36 @@ def parameter_error(driver: DriverConfig, exc: BaseException) -> str:
 # -- the driver chain ------------------------------------------------------------------
 
 
+def driver_parameters(config: Config) -> dict[str, Any]:
+    """The parameters the factory gets: the driver's, and for the s3 driver the mount options it applies.
+
+    A mount option of :data:`DRIVER_OPTIONS` that was set (``write_parts_in_flight``) replaces the s3
+    parameter it names (``partsinflight``); unset, the parameter or its default applies.
+    """
+    parameters = dict(config.driver.parameters)
+    if config.driver.name not in S3_DRIVERS:
+        return parameters
+    for option, parameter in DRIVER_OPTIONS.items():
+        if option not in config.sources:
+            continue
+        value = getattr(config.fs, option)
+        if parameter in parameters and str(parameters[parameter]) != str(value):
+            log.info(
+                "%s: %s=%s replaces the s3 parameter %s=%s of %s",
+                config.sources[option], option, value, parameter, parameters[parameter],
+                config.driver.source_of(parameter) or parameter,
+            )
+        parameters[parameter] = value
+    return parameters
+
+
 def build_driver(config: Config) -> Any:
     """The driver chain of ``config``: factory → middleware, with errors as one-line UserErrors."""
     from s3regfs.driver import factory
     from s3regfs.driver.errors import InvalidStorageDriverError, StorageDriverError
 
     try:
-        driver = factory.create(config.driver.name, dict(config.driver.parameters))
+        driver = factory.create(config.driver.name, driver_parameters(config))
     except InvalidStorageDriverError as exc:
         raise UserError(f"{exc}; use one of {', '.join(CLI_DRIVERS)}", exitcodes.CONFIG) from None
     except (ValueError, TypeError) as exc:

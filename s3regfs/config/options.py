@@ -371,7 +371,8 @@ _OPTIONS = [
         "fs",
         int_parser(1, 64),
         str(_fs_default("write_parts_in_flight")),
-        "multipart parts uploading at once per writer (memory = chunksize x this)",
+        "multipart parts uploading at once per writer (memory about chunksize x (this + 1)); "
+        "when set, it replaces the s3 parameter partsinflight",
     ),
     Option(
         "stream_threshold",

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3regfs import config, exitcodes, logs
-from s3regfs.errors import UserError
 from s3regfs.config.options import MOUNT_OPTIONS
+from s3regfs.errors import UserError
 
 REGISTRY_YML = textwrap.dedent("""\
     version: 0.1
@@ -604,6 +604,58 @@ def test_fuzz_the_loader_never_raises_anything_but_user_error(
         return
     assert isinstance(cfg, config.Config)
     assert cfg.driver.name in config.CLI_DRIVERS
+
+
+# -- mount options the s3 driver applies ------------------------------------------------
+
+S3_ENV = {"REGISTRY_STORAGE_S3_ACCESSKEY": "AKIATEST", "REGISTRY_STORAGE_S3_SECRETKEY": "test-secret-value"}
+S3_O = "bucket=b,region=us-east-1,regionendpoint=http://127.0.0.1:9,forcepathstyle=true"
+
+
+def parts_in_flight(cfg: config.Config) -> int:
+    """The ``partsinflight`` of the s3 driver that build_driver makes (no request is sent)."""
+    driver = config.build_driver(cfg)
+    try:
+        return int(driver.inner.params.partsinflight)
+    finally:
+        driver.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "env", "text"),
+    [
+        ("-o", [S3_O, "write_parts_in_flight=2"], {}, None),
+        ("environment", [S3_O], {"S3REGFS_WRITE_PARTS_IN_FLIGHT": "2"}, None),
+        ("file", [S3_O], {}, "version: 0.1\ns3regfs:\n  write_parts_in_flight: 2\n"),
+    ],
+)
+def test_write_parts_in_flight_reaches_the_s3_driver(
+    source: str, options: list[str], env: dict[str, str], text: str | None
+) -> None:
+    cfg = load(text=text, options=options, env={**S3_ENV, **env})
+    assert cfg.fs.write_parts_in_flight == 2
+    assert parts_in_flight(cfg) == 2, source
+
+
+def test_unset_write_parts_in_flight_leaves_partsinflight_to_the_driver() -> None:
+    assert parts_in_flight(load(text=None, options=[S3_O], env=S3_ENV)) == 4  # the s3 default
+    cfg = load(text=None, options=[S3_O, "partsinflight=3"], env=S3_ENV)
+    assert config.driver_parameters(cfg) == dict(cfg.driver.parameters)
+    assert parts_in_flight(cfg) == 3
+
+
+def test_write_parts_in_flight_replaces_partsinflight(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = load(text=None, options=[S3_O, "partsinflight=3", "write_parts_in_flight=6"], env=S3_ENV)
+    with caplog.at_level(logging.INFO, logger="s3regfs.config"):
+        assert parts_in_flight(cfg) == 6
+    assert "-o write_parts_in_flight: write_parts_in_flight=6 replaces the s3 parameter partsinflight=3 of " \
+        "-o partsinflight" in caplog.text
+
+
+def test_write_parts_in_flight_is_no_parameter_of_other_drivers() -> None:
+    cfg = load(text=None, options=["write_parts_in_flight=2"], driver="inmemory")
+    assert config.driver_parameters(cfg) == {}
+    config.build_driver(cfg).close()
 
 
 @settings(max_examples=200, deadline=None)
