@@ -37,6 +37,12 @@ def test_driver_layer_knows_nothing_of_fuse_or_the_filesystem() -> None:
     assert _violations(_modules("driver"), forbidden) == []
 
 
+def test_views_are_wrapper_drivers_on_the_driver_interface() -> None:
+    forbidden = ("mfusepy", "boto3", "botocore", "s3regfs.fs", "s3regfs.cli", "s3regfs.mount", "s3regfs.config",
+                 "s3regfs.driver.s3", "s3regfs.middleware")
+    assert _violations(_modules("view"), forbidden) == []
+
+
 def test_filesystem_core_talks_only_to_the_driver_interface() -> None:
     forbidden = ("boto3", "botocore", "s3regfs.driver.s3", "s3regfs.errors")  # the mount words UserErrors
     assert _violations(_modules("fs"), forbidden) == []

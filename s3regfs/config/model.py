@@ -4,7 +4,8 @@ Owns the result of loading a configuration (:class:`Config` with its
 :class:`DriverConfig`, :class:`MiddlewareConfig`, :class:`MountConfig`; secret
 parameters kept out of ``repr``), the driver names s3regfs mounts, and
 :func:`build_driver`: the factory (with the mount options the s3 driver
-applies, :func:`driver_parameters`), then the middleware in configuration order,
+applies, :func:`driver_parameters`), then the middleware in configuration order, then the view
+(``view=oci``: :class:`~s3regfs.view.oci.OciView`),
 with every failure a one-line :class:`~s3regfs.errors.UserError` naming the
 parameter or option and where it was set (:func:`parameter_error`).
 
@@ -23,6 +24,7 @@ from typing import Any
 from s3regfs import exitcodes, logs
 from s3regfs.errors import UserError
 from s3regfs.fs.options import FsOptions
+from s3regfs.view.oci import OciView
 
 S3_DRIVERS = ("s3", "s3aws")
 CLI_DRIVERS = ("s3", "s3aws", "inmemory")
@@ -79,6 +81,8 @@ class MountConfig:
     log_level: str = logs.DEFAULT_LEVEL
     log_file: str | None = None
     mount_timeout: float = 60.0
+    view: str = "raw"
+    """What the mount shows: ``raw`` (the bucket) or ``oci`` (repositories as OCI layouts, docs/VIEWS.md)."""
     fuse_options: tuple[tuple[str, str | None], ...] = ()
 
     def fuse_kwargs(self) -> dict[str, str | bool]:
@@ -167,15 +171,17 @@ def build_driver(config: Config) -> Any:
             f"cannot create the {config.driver.name} driver: {exc}; check the endpoint and credentials",
             exitcodes.STORAGE,
         ) from None
-    if not config.middleware:
-        return driver
-    from s3regfs import middleware
+    if config.middleware:
+        from s3regfs import middleware
 
-    try:
-        return middleware.wrap(driver, config.middleware_entries())
-    except Exception as exc:  # noqa: BLE001 - every middleware failure is a configuration error
-        driver.close()
-        raise UserError(_middleware_error(config, exc), exitcodes.CONFIG) from None
+        try:
+            driver = middleware.wrap(driver, config.middleware_entries())
+        except Exception as exc:  # noqa: BLE001 - every middleware failure is a configuration error
+            driver.close()
+            raise UserError(_middleware_error(config, exc), exitcodes.CONFIG) from None
+    if config.mount.view == "oci":
+        driver = OciView(driver, ttl=config.fs.metadata_ttl, blob_ttl=config.fs.digest_ttl)
+    return driver
 
 
 def _middleware_error(config: Config, exc: BaseException) -> str:

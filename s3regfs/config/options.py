@@ -25,6 +25,7 @@ from typing import Any
 from s3regfs import logs
 from s3regfs.durations import DurationError, format_duration, parse_duration
 from s3regfs.fs.options import FsOptions
+from s3regfs.view import VIEWS
 
 _TRUE = {"true", "yes", "on", "1", "t", "y"}
 _FALSE = {"false", "no", "off", "0", "f", "n"}
@@ -207,6 +208,13 @@ def parse_prefixes(value: Any) -> tuple[str, ...]:
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise OptionValueError(f"{prefix!r} must start and end with / (e.g. /docker/registry/v2/blobs/)")
     return prefixes
+
+
+def parse_view(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in VIEWS:
+        raise OptionValueError(f"not a view; use {' or '.join(VIEWS)}")
+    return text
 
 
 def parse_level(value: Any) -> str:
@@ -432,6 +440,14 @@ _OPTIONS = [
         parse_seconds,
         "1m0s",
         "how long a background mount (mount(8), fstab) waits for the mount to answer",
+    ),
+    Option(
+        "view",
+        "mount",
+        parse_view,
+        "raw",
+        "what the mount shows: raw (the bucket as it is) or oci (every repository as an OCI image layout, "
+        "read-only; docs/VIEWS.md)",
     ),
 ]
 

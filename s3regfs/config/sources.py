@@ -482,6 +482,8 @@ def _build(
     middleware = tuple(MiddlewareConfig(n, dict(o), dict(s)) for n, o, s in into.middleware)
     fs_kwargs, mount_kwargs = _typed_options(into)
     fs_kwargs.setdefault("cache_dir", default_cache_dir(env))
+    if mount_kwargs.get("view") == "oci":
+        _oci_view_options(fs_kwargs, into)
     fs = FsOptions(**fs_kwargs)
     _cross_check(fs, into)
     mount_kwargs.update(into.flags, fuse_options=tuple(into.fuse.items()))
@@ -494,6 +496,18 @@ def _build(
         logs.add_secret(env.get(var))
     _validate_parameters(driver)
     return Config(driver, middleware, fs, mount, config_file, dict(into.option_sources))
+
+
+def _oci_view_options(fs_kwargs: dict[str, Any], into: _Layered) -> None:
+    """``view=oci`` is read-only, and everything in it is versioned (docs/VIEWS.md): cache all of it."""
+    if fs_kwargs.get("read_only") is False:
+        raise UserError(
+            f"{into.option_sources.get('read_only', 'rw')}: the oci view is read-only; "
+            "drop rw (or mount view=raw to write)",
+            exitcodes.USAGE,
+        )
+    fs_kwargs["read_only"] = True
+    fs_kwargs.setdefault("immutable_prefixes", ("/",))
 
 
 def secret_environ() -> dict[str, str]:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 REGISTRY_BIN = "docker-registry"
 SKOPEO_BIN = "skopeo"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -140,6 +141,27 @@ def build_oci_image(
     (layout / "index.json").write_text(json.dumps(index))
     return OciImage(layout, tag, manifest_digest, config_desc["digest"],
                     tuple(desc["digest"] for desc in layer_descs))
+
+
+def build_oci_index(layout: Path, tag: str, architectures: tuple[str, ...] = ("amd64", "arm64"), *,
+                    seed: int = 0) -> tuple[str, tuple[OciImage, ...]]:
+    """A multi-architecture image in ``layout``: one image per architecture and an OCI index of them.
+
+    Returns (the index's digest, the images); ``index.json`` names the index as ``tag``.
+    """
+    images = tuple(build_oci_image(layout, f"{tag}-{arch}", layers=1, files_per_layer=2, file_size=16 * 1024,
+                                   seed=seed + n) for n, arch in enumerate(architectures))
+    manifests = []
+    for arch, image in zip(architectures, images):
+        size = (layout / "blobs" / "sha256" / image.manifest_digest.split(":", 1)[1]).stat().st_size
+        manifests.append({"mediaType": OCI_MANIFEST, "digest": image.manifest_digest, "size": size,
+                          "platform": {"architecture": arch, "os": "linux"}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, sort_keys=True).encode()
+    digest = _write_blob(layout, index)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_INDEX, "digest": digest, "size": len(index), "annotations": {REF_ANNOTATION: tag},
+    }]}))
+    return digest, images
 
 
 def read_oci_layout(layout: Path, tag: str) -> tuple[str, dict[str, Any]]:
