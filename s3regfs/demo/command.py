@@ -79,18 +79,7 @@ def _populate(server: Any, params: dict[str, Any], workdir: Path, out: TextIO) -
 
         out.write("pushing an image with docker-registry (its own s3 driver) and skopeo ...\n")
         out.flush()
-        storage = {
-            "s3": {
-                "accesskey": server.access_key,
-                "secretkey": server.secret_key,
-                "region": server.region,
-                "regionendpoint": server.endpoint,
-                "bucket": params["bucket"],
-                "secure": False,
-                "v4auth": True,
-                "chunksize": 5 * 1024 * 1024,
-            }
-        }
+        storage = demoregistry.s3_storage(server, params["bucket"])
         try:
             return demoregistry.push_with_registry(workdir, storage, free_ports(1)[0])
         except (demoregistry.DemoRegistryError, OSError, subprocess.SubprocessError) as exc:

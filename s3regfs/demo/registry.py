@@ -4,6 +4,8 @@ Owns writing that registry without any network beyond loopback:
 
 * :func:`build_image` writes a tiny OCI image layout (two gzip'd tar layers,
   a config, a manifest; sha256 digests) in a local directory;
+* :func:`serve` runs Debian's ``docker-registry`` on a storage section, :func:`skopeo_push` pushes
+  an OCI layout into it (also used by ``bench/oci_view.py``);
 * :func:`push_with_registry` serves Debian's ``docker-registry`` with its own
   s3 driver on the bucket and pushes the image with ``skopeo copy`` — the
   layout is then exactly what a production registry writes;
@@ -16,6 +18,7 @@ Both return a :class:`DemoImage` saying what the bucket now holds.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -31,7 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -187,11 +190,28 @@ def _wait_registry(proc: subprocess.Popen[bytes], port: int, logfile: Path, time
     raise DemoRegistryError(f"docker-registry did not answer within {timeout:.0f}s; see {logfile}")
 
 
-def push_with_registry(workdir: Path, registry_storage: dict[str, Any], port: int) -> DemoImage:
-    """Serve docker-registry on ``registry_storage`` and push the demo image with skopeo."""
-    layout = workdir / "oci-image"
-    _, image = build_image(layout)
+def s3_storage(server: Any, bucket: str) -> dict[str, Any]:
+    """The registry's ``storage`` section for its own s3 driver on ``bucket`` of a local S3 server.
+
+    2.8 forces path-style addressing whenever ``regionendpoint`` is set.
+    """
+    return {"s3": {
+        "accesskey": server.access_key,
+        "secretkey": server.secret_key,
+        "region": server.region,
+        "regionendpoint": server.endpoint,
+        "bucket": bucket,
+        "secure": False,
+        "v4auth": True,
+        "chunksize": 5 * 1024 * 1024,
+    }}
+
+
+@contextlib.contextmanager
+def serve(workdir: Path, registry_storage: dict[str, Any], port: int) -> Iterator[str]:
+    """Serve ``docker-registry`` on ``registry_storage`` at ``127.0.0.1:port`` (yielded) until the block ends."""
     config_path, logfile = workdir / "registry.yml", workdir / "registry.log"
+    workdir.mkdir(parents=True, exist_ok=True)
     _registry_config(config_path, registry_storage, port)
     from s3regfs.config import environ_without
 
@@ -207,27 +227,40 @@ def push_with_registry(workdir: Path, registry_storage: dict[str, Any], port: in
         )
     try:
         _wait_registry(proc, port, logfile)
-        result = subprocess.run(
-            [
-                "skopeo",
-                "--insecure-policy",
-                "copy",
-                "--quiet",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-                f"oci:{layout}:{TAG}",
-                f"docker://127.0.0.1:{port}/{REPOSITORY}:{TAG}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if result.returncode != 0:
-            tail = " ".join((result.stdout + result.stderr).split())[-300:]
-            raise DemoRegistryError(f"skopeo copy failed: {tail}")
+        yield f"127.0.0.1:{port}"
     finally:
         _stop(proc)
+
+
+def skopeo_push(layout: Path, tag: str, destination: str, timeout: float = 600.0) -> None:
+    """``skopeo copy oci:layout:tag docker://destination`` (plain HTTP, digests preserved)."""
+    result = subprocess.run(
+        [
+            "skopeo",
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:{tag}",
+            f"docker://{destination}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = " ".join((result.stdout + result.stderr).split())[-300:]
+        raise DemoRegistryError(f"skopeo copy failed: {tail}")
+
+
+def push_with_registry(workdir: Path, registry_storage: dict[str, Any], port: int) -> DemoImage:
+    """Serve docker-registry on ``registry_storage`` and push the demo image with skopeo."""
+    layout = workdir / "oci-image"
+    _, image = build_image(layout)
+    with serve(workdir, registry_storage, port) as address:
+        skopeo_push(layout, TAG, f"{address}/{REPOSITORY}:{TAG}")
     return DemoImage(
         image.repository,
         image.tag,

@@ -37,7 +37,8 @@ from typing import Any, Iterator
 
 import yaml
 
-from s3regfs.demo.localserver import LocalS3Server, free_ports
+from s3regfs.demo.localserver import free_ports
+from s3regfs.demo.registry import s3_storage  # noqa: F401 - re-exported for the tests
 
 log = logging.getLogger(__name__)
 
@@ -214,23 +215,6 @@ def skopeo_copy(src: str, dst: str, timeout: float = 60.0) -> subprocess.Complet
 def filesystem_storage(root: Path) -> dict[str, Any]:
     """A ``storage`` section for the registry's filesystem driver rooted at ``root``."""
     return {"filesystem": {"rootdirectory": str(root)}}
-
-
-def s3_storage(server: LocalS3Server, bucket: str) -> dict[str, Any]:
-    """A ``storage`` section for the registry's own s3 driver on ``server``'s ``bucket``.
-
-    2.8 forces path-style addressing whenever ``regionendpoint`` is set.
-    """
-    return {"s3": {
-        "accesskey": server.access_key,
-        "secretkey": server.secret_key,
-        "region": server.region,
-        "regionendpoint": server.endpoint,
-        "bucket": bucket,
-        "secure": False,
-        "v4auth": True,
-        "chunksize": 5 * 1024 * 1024,
-    }}
 
 
 class RegistryServer:
