@@ -499,7 +499,7 @@ def _build(
 
 
 def _oci_view_options(fs_kwargs: dict[str, Any], into: _Layered) -> None:
-    """``view=oci`` is read-only, and everything in it is versioned (docs/VIEWS.md): cache all of it."""
+    """``view=oci`` is read-only, everything in it is versioned (cache all of it), no walk-ahead (docs/VIEWS.md)."""
     if fs_kwargs.get("read_only") is False:
         raise UserError(
             f"{into.option_sources.get('read_only', 'rw')}: the oci view is read-only; "
@@ -508,6 +508,9 @@ def _oci_view_options(fs_kwargs: dict[str, Any], into: _Layered) -> None:
         )
     fs_kwargs["read_only"] = True
     fs_kwargs.setdefault("immutable_prefixes", ("/",))
+    # The view's walk is a walk of directories (no flat listing to gain from), and walking ahead
+    # from a repository's parent would build the index.json of every repository below it.
+    fs_kwargs["listing_walk_ahead"] = 0
 
 
 def secret_environ() -> dict[str, str]:
