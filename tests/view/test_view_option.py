@@ -23,6 +23,7 @@ def test_view_oci_from_o_or_the_registry_file_makes_a_read_only_oci_view() -> No
     from_file = config.load(text=text, environ={}, driver="inmemory")
     for cfg in (from_o, from_file):
         assert cfg.mount.view == "oci" and cfg.fs.read_only and cfg.fs.immutable_prefixes == ("/",)
+        assert cfg.fs.listing_walk_ahead == 0
         driver = config.build_driver(cfg)
         try:
             assert isinstance(driver, OciView) and driver.ttl == cfg.fs.metadata_ttl
