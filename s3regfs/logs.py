@@ -1,13 +1,18 @@
-"""Logging set-up: plain ``LEVEL name: message`` lines, and secret redaction.
+"""Logging set-up: ``LEVEL name: message`` lines, their targets, reopening, and secret redaction.
 
 Owns the log format and targets of the ``s3regfs`` process:
 
-* ``stderr`` (the default): ``WARNING s3regfs.fs.core: message``, no
-  timestamp (journald and terminals add their own);
-* with ``systemd=True`` each line starts with the syslog priority
+* ``stderr`` (the default): ``2025-01-31 12:00:00,123 WARNING s3regfs.fs.core: message``,
+  with a timestamp, unless journald receives the stream (``--systemd``, or ``$JOURNAL_STREAM``
+  naming stderr: :func:`s3regfs.systemd.journal_receives`): journald adds its own;
+* with ``systemd=True`` each line starts with the syslog priority instead
   (``<4>WARNING ...``) so journald files it under the right level;
-* ``file``: the same lines, with a timestamp, appended to a file;
-* ``syslog``: to ``/dev/log`` (used by background mounts, whose stderr is gone).
+* ``file``: the same lines, with a timestamp, appended to a file; a
+  :class:`logging.handlers.WatchedFileHandler`, so a file renamed away by logrotate is
+  followed by a new one at the next line, and :func:`reopen` (SIGHUP) reopens it at once;
+* ``syslog``: to ``/dev/log`` (used by background mounts, whose stderr is gone).  Without
+  that socket, :func:`log_to_fallback` appends to ``FALLBACK_NAME`` in the cache directory
+  instead, so a background mount never loses every line.
 
 Every handler carries :class:`RedactingFilter`, which replaces each value
 registered with :func:`add_secret` (the S3 secret key, session tokens, ...)
@@ -26,10 +31,15 @@ import sys
 import threading
 from typing import IO
 
+from s3regfs import systemd as sd
+
 LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_LEVEL = "info"
 REDACTED = "***"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
+STAMPED = "%(asctime)s " + FORMAT
+FALLBACK_NAME = "s3regfs.log"
+"""The log file of a background mount that has no syslog socket, in its cache directory."""
 NOISY = ("botocore", "boto3", "urllib3", "s3transfer")
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -37,6 +47,7 @@ _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERRO
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
 _installed: list[logging.Handler] = []
+_syslog_missing = False  # the last set-up asked for syslog, and /dev/log was not there
 
 
 def add_secret(value: object) -> None:
@@ -109,14 +120,26 @@ def parse_level(value: str) -> int:
 
 
 def _stream_handler(systemd: bool, stream: IO[str] | None) -> logging.Handler:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JournalFormatter(FORMAT) if systemd else logging.Formatter(FORMAT))
+    target = stream or sys.stderr
+    handler = logging.StreamHandler(target)
+    if systemd:
+        handler.setFormatter(JournalFormatter(FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(FORMAT if _journald_reads(target) else STAMPED))
     return handler
 
 
+def _journald_reads(stream: IO[str]) -> bool:
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # io.StringIO, a closed stream
+        return False
+    return sd.journal_receives(fd)
+
+
 def _file_handler(path: str) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s " + FORMAT))
+    handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(STAMPED))
     return handler
 
 
@@ -143,30 +166,89 @@ def setup_logging(
     output is huge and full of headers.  Raises OSError if the log file
     cannot be opened.
     """
+    global _syslog_missing
     levelno = parse_level(level) if isinstance(level, str) else level
     handlers: list[logging.Handler] = []
     if stderr:
         handlers.append(_stream_handler(systemd, stream))
     if log_file:
         handlers.append(_file_handler(log_file))
-    if syslog and syslog_available():
+    missing = False
+    if syslog:
         try:
+            if not syslog_available():
+                raise FileNotFoundError("/dev/log")
             handlers.append(_syslog_handler())
         except OSError:
-            pass
+            missing = True
     root = logging.getLogger()
     while _installed:  # ours from an earlier call; others' handlers (pytest's) stay
         old = _installed.pop()
         root.removeHandler(old)
         old.close()
     for handler in handlers:
-        handler.addFilter(RedactingFilter())
-        _installed.append(handler)
-        root.addHandler(handler)
+        _install(handler)
+    _syslog_missing = missing
     root.setLevel(levelno)
     logging.captureWarnings(True)  # Python warnings become log records (prefixed, redacted) too
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.INFO if levelno <= logging.DEBUG else logging.WARNING)
+
+
+def _install(handler: logging.Handler) -> None:
+    handler.addFilter(RedactingFilter())
+    _installed.append(handler)
+    logging.getLogger().addHandler(handler)
+
+
+def log_to_fallback(directory: str) -> str | None:
+    """When syslog was asked for but has no socket: append to ``directory/FALLBACK_NAME`` too.
+
+    A background mount's stderr is gone once it detaches; this file keeps its lines (with
+    timestamps, following logrotate like ``log_file``).  The first line written there says
+    so (and reaches stderr too, before detaching).  Returns the file's path; None when
+    nothing was needed, or when the file cannot be opened (logged as a warning).
+    """
+    if not _syslog_missing:
+        return None
+    path = os.path.join(directory, FALLBACK_NAME)
+    log = logging.getLogger(__name__)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        handler = _file_handler(path)
+    except OSError as exc:
+        log.warning("no syslog socket (/dev/log) and %s cannot be opened (%s): the log lines of this "
+                    "background mount are lost; set log_file", path, exc.strerror or exc)
+        return None
+    _install(handler)
+    log.warning("no syslog socket (/dev/log): logging to %s", path)
+    return path
+
+
+def reopen() -> list[str]:
+    """Close and reopen every log file now (SIGHUP after logrotate); the paths reopened.
+
+    A file handler's lock is held only while its stream is swapped, so other threads'
+    records wait at most for that.  A file that cannot be reopened keeps its old stream.
+    """
+    reopened = []
+    for handler in list(_installed):
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        handler.acquire()
+        try:
+            old, handler.stream = handler.stream, handler._open()
+            if isinstance(handler, logging.handlers.WatchedFileHandler):
+                handler._statstream()
+        except OSError as exc:
+            sys.stderr.write(f"s3regfs: cannot reopen the log file {handler.baseFilename}: {exc}\n")
+            continue
+        finally:
+            handler.release()
+        if old is not None:
+            old.close()
+        reopened.append(handler.baseFilename)
+    return reopened
 
 
 def syslog_available() -> bool:

@@ -18,10 +18,13 @@ detached child and waits for that child's ``READY=1``):
    own mount when the daemon is killed would make the process unkillable;
    for the same reason the cache directory may not be inside the mount;
 4. SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
-   thread with ``sigwait``: it sends ``STOPPING=1``, finishes or fails every
-   pending upload (``core.shutdown()``) while the mount still answers, then
-   unmounts (lazily if busy); ``fusermount3 -u`` from outside ends the loop
-   the same way, and libfuse's ``destroy`` makes the final flush;
+   thread with ``sigwait``.  SIGTERM and SIGINT stop: it sends ``STOPPING=1``,
+   finishes or fails every pending upload (``core.shutdown()``) while the mount
+   still answers, then unmounts (lazily if busy); ``fusermount3 -u`` from outside
+   ends the loop the same way, and libfuse's ``destroy`` makes the final flush.
+   SIGHUP reloads (``systemctl reload``): the core's metadata caches are dropped,
+   the kernel's attributes of the names they held too, and the log files are
+   reopened (``RELOADING=1`` … ``READY=1`` around it); the mount stays;
 5. the multipart uploads that failed writes left behind and that the
    driver could not abort yet are tried once more (S3 may be back); each one
    left is logged at ERROR by the driver, and the last line then does not say
@@ -164,6 +167,7 @@ class _Mount:
         self.path = mountpoint.prepare(self.requested)
         self._check_libfuse()
         self._check_cache_dir()
+        logs.log_to_fallback(self.options.cache_dir)  # a background mount without /dev/log
         self.notify("STATUS=Checking the storage")
         probe_storage(self.driver)
         with _SignalThread(self._on_signal):
@@ -259,6 +263,9 @@ class _Mount:
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            self._reload()
+            return
         if self._stopping.is_set():
             log.warning("%s: already stopping; waiting for pending uploads (SIGKILL loses them)", name)
             return
@@ -272,6 +279,25 @@ class _Mount:
         self.flush(name)
         self.notify(f"STATUS=Unmounting {self.path}")
         self._unmount()
+
+    def _reload(self) -> None:
+        """SIGHUP: drop the metadata caches (the core's, and the kernel's of those names), reopen the logs."""
+        if self._stopping.is_set():
+            log.info("SIGHUP: stopping already; nothing to reload")
+            return
+        ready = self._ready.is_set()
+        if ready:
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            self.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=Reloading")
+        core = self.core
+        if core is not None:
+            known = core.drop_caches()
+            if ready and self._fuse_ptr:
+                operations.invalidate_paths(self._fuse_ptr, known)
+        logs.reopen()
+        log.info("reloaded: metadata caches dropped, log file reopened")
+        if ready:
+            self.notify(f"READY=1\nSTATUS=Serving {self.path}")
 
     def _unmount(self) -> None:
         self._fuse_exit()
@@ -371,4 +397,4 @@ class _SignalThread:
                 try:
                     self._handler(info.si_signo)
                 except Exception:
-                    log.exception("stopping after signal %s failed", info.si_signo)
+                    log.exception("handling signal %s failed", info.si_signo)

@@ -1,4 +1,4 @@
-"""sd_notify without a dependency: READY=1, STOPPING=1, STATUS=... over NOTIFY_SOCKET.
+"""sd_notify without a dependency: READY=1, STOPPING=1, STATUS=... over NOTIFY_SOCKET; JOURNAL_STREAM.
 
 Owns the notification protocol of systemd's ``Type=notify`` services
 (sd_notify(3)): one datagram per message on the unix socket named by the
@@ -6,6 +6,9 @@ Owns the notification protocol of systemd's ``Type=notify`` services
 Linux abstract socket (the ``@`` becomes a NUL byte).  With no
 ``NOTIFY_SOCKET`` every call is a no-op, so callers need not check.  Sending
 never raises: a supervisor that went away must not take the mount with it.
+
+:func:`journal_receives` reads ``JOURNAL_STREAM`` (systemd.exec(5)): whether a
+stream is the one journald reads, so log lines need no timestamp of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Self
 log = logging.getLogger(__name__)
 
 ENV = "NOTIFY_SOCKET"
+JOURNAL_ENV = "JOURNAL_STREAM"
 
 
 def socket_address(value: str | None = None) -> str | bytes | None:
@@ -31,6 +35,23 @@ def socket_address(value: str | None = None) -> str | bytes | None:
         return name
     log.warning("ignoring %s=%r: not an absolute path or @abstract name", ENV, name)
     return None
+
+
+def journal_receives(fd: int) -> bool:
+    """True when ``fd`` is the stream journald reads: ``$JOURNAL_STREAM`` is its ``device:inode``.
+
+    The variable is inherited by children whose stderr may go elsewhere (a pipe, a file), so its
+    mere presence is not enough; systemd.exec(5) asks to compare it with the descriptor.
+    """
+    value = os.environ.get(JOURNAL_ENV, "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
 
 
 def notify(message: str) -> bool:

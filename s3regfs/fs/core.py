@@ -414,6 +414,16 @@ class RegistryFilesystem:
 
     # == lifecycle ===================================================================================
 
+    def drop_caches(self) -> list[str]:
+        """Forget every cached attribute, listing and negative entry (SIGHUP); thread-safe, no request.
+
+        Another writer's changes then show at the next lookup.  Open files, their local copies, the
+        chmod/chown/utimens overrides and the data cache (immutable content, checked by ETag) stay.
+        Returns the names the cache knew, for the kernel's caches of them to be dropped too.
+        """
+        self._lister.forget_sessions_under("/")
+        return self._cache.clear()
+
     def shutdown(self, timeout: float | None = None) -> bool:
         """Finish or fail every pending upload; True when no data was lost."""
         nodes = {id(h.node): h.node for h in self._handles.all()}.values()

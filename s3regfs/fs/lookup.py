@@ -55,13 +55,14 @@ class Resolver:
         if meta is ABSENT:
             return None
         if meta is None:
+            asked = self._cache.now()
             try:
                 info = self.driver.stat(path)
             except PathNotFoundError:
-                self._cache.put_absent(path)
+                self._cache.put_absent(path, asked)
                 return None
             meta = meta_of(info)
-            self._cache.put(path, meta)
+            self._cache.put(path, meta, asked)
         return meta, False
 
     def resolve(self, path: str) -> tuple[Meta, bool]:

@@ -19,7 +19,8 @@ a name it does not contain is absent (until the listing expires).
 
 This mount's own changes update the cache at once (:meth:`added`, :meth:`removed`,
 :meth:`forget_tree`); another mount's changes show when the entries expire (metadata_ttl,
-negative_ttl).
+negative_ttl), or at once after :meth:`clear` (SIGHUP), which also refuses whatever a lookup
+or listing that started before it stores later.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, replace
 
 from cachetools import TLRUCache, TTLCache
 
-from s3regfs.fs.paths import basename, digest_path, is_under, parent
+from s3regfs.fs.paths import basename, digest_path, is_under, join, parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class MetaCache:
         # before them but stored after them.
         self._changes: dict[str, deque[tuple[float, str, Meta]]] = {}
         self._change_order: deque[tuple[float, str]] = deque()
+        self._floor = float("-inf")  # nothing learned before this clock time is stored (clear())
         self.hits = 0
         self.misses = 0
 
@@ -115,18 +117,21 @@ class MetaCache:
 
     # -- what was learned from the driver ------------------------------------------------------
 
-    def put(self, path: str, meta: Meta) -> None:
+    def put(self, path: str, meta: Meta, asked: float | None = None) -> None:
+        """Cache ``meta`` of ``path``, learned from a request made at clock time ``asked``."""
         if not self._enabled:
             return
         with self._lock:
-            self._attrs[path] = (self._clock(), meta)
+            if asked is None or asked >= self._floor:
+                self._attrs[path] = (self._clock(), meta)
 
-    def put_absent(self, path: str) -> None:
+    def put_absent(self, path: str, asked: float | None = None) -> None:
         if not self._neg_enabled:
             return
         with self._lock:
-            self._absent[path] = self._clock()
-            self._attrs.pop(path, None)
+            if asked is None or asked >= self._floor:
+                self._absent[path] = self._clock()
+                self._attrs.pop(path, None)
 
     def put_listing(self, directory: str, entries: Listing, stamp: float | None = None) -> None:
         """Cache a complete listing (silently skipped when it alone exceeds the cache)."""
@@ -134,6 +139,8 @@ class MetaCache:
             return
         with self._lock:
             when = self._clock() if stamp is None else stamp
+            if when < self._floor:  # fetched before a clear(): maybe older than what clear() wanted gone
+                return
             self._trim_changes()
             for changed_at, name, meta in self._changes.get(directory, ()):
                 if changed_at >= when:
@@ -211,11 +218,27 @@ class MetaCache:
                 for key in doomed:
                     cache.pop(key, None)
 
-    def clear(self) -> None:
+    def clear(self) -> list[str]:
+        """Forget everything: the next lookup of any name asks the driver (SIGHUP, at any time).
+
+        What a stat or listing that started before the call stores afterwards is refused (it may
+        predate the change the caller wants to see).  Returns the existing names the cache knew,
+        so the caller can have other caches of them (the kernel's) dropped too.
+        """
         with self._lock:
+            known = set(self._attrs.keys())
+            for directory in list(self._listings.keys()):
+                listed = self._listings.get(directory)
+                if listed is not None:
+                    known.add(directory)
+                    known.update(join(directory, name) for name in listed[1])
             self._attrs.clear()
             self._absent.clear()
             self._listings.clear()
+            self._changes.clear()
+            self._change_order.clear()
+            self._floor = self._clock()
+        return sorted(known)
 
 
 @dataclass(frozen=True)

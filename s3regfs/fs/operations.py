@@ -7,7 +7,7 @@ into :class:`mfusepy.FuseOSError` (unknown exceptions become ``EIO`` and are
 logged with their traceback; nothing reaches mfusepy, which would answer
 ``EINVAL``).  No driver calls, no caching, no retries, no mount lifecycle: the
 ``init``/``destroy`` callbacks are handed to hooks that :mod:`s3regfs.mount`
-provides.
+provides, which also calls libfuse through :func:`exit_loop` and :func:`invalidate_paths`.
 
 Also owns :class:`RegistryFUSE`, the small :class:`mfusepy.FUSE` subclass that
 fills four gaps of mfusepy 3.1 against libfuse 3:
@@ -42,7 +42,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
 from s3regfs.fs import paralleldirops
@@ -355,6 +355,22 @@ def exit_loop(fuse: int) -> None:
     libfuse = getattr(mfusepy, "_libfuse", None)
     if libfuse is not None:
         libfuse.fuse_exit(ctypes.c_void_p(fuse))
+
+
+def invalidate_paths(fuse: int, paths: Iterable[str]) -> int:
+    """``fuse_invalidate_path`` of each path: the kernel drops its attributes (and cached pages).
+
+    For a reload, from a thread that is not serving a FUSE request (the kernel may wait for a
+    request on the same inode).  A path libfuse has no node for costs no system call.  Returns
+    how many paths the kernel had cached.
+    """
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    invalidate = getattr(libfuse, "fuse_invalidate_path", None)  # libfuse >= 3.1
+    if invalidate is None:
+        return 0
+    invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    invalidate.restype = ctypes.c_int
+    return sum(1 for path in paths if invalidate(fuse, os.fsencode(path)) == 0)
 
 
 _pinned = threading.local()

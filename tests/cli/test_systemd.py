@@ -90,6 +90,7 @@ def test_the_unit_is_a_notify_template_with_the_documented_mapping() -> None:
     assert d["Restart"] == ["on-failure"]
     assert d["DeviceAllow"] == ["/dev/fuse rw"]
     assert any("fusermount3 -u ${MOUNTPOINT}" in v for v in d["ExecStop"])
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # systemctl reload: SIGHUP reloads, the mount stays
     timeout = d["TimeoutStopSec"][0]
     assert timeout.endswith("min") and int(timeout[:-3]) >= 10
     # no directive that gives the service its own mount namespace: the mount would not reach the host

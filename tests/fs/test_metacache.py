@@ -256,6 +256,35 @@ def test_a_listing_fetched_before_an_own_change_does_not_undo_it() -> None:
     assert cache.listing("/d") == {"new": Meta(False, 1, 1.0)}
 
 
+def test_clear_forgets_everything_and_refuses_what_was_fetched_before_it() -> None:
+    clock = Clock()
+    cache = MetaCache(60.0, 60.0, 1000, clock)
+    cache.put_listing("/d", {"a": Meta(False, 1, 1.0), "sub": Meta(True, 0, 0.0)})
+    cache.put("/e/f", Meta(False, 2, 2.0))
+    cache.put_absent("/e/gone")
+    asked = clock()  # a LIST and a stat in flight when the reload comes
+    clock.advance(0.1)
+    assert cache.clear() == ["/d", "/d/a", "/d/sub", "/e/f"]  # the existing names it knew
+    assert [cache.lookup(p) for p in ("/d/a", "/e/f", "/e/gone")] == [None, None, None]
+    cache.put_listing("/d", {"a": Meta(False, 1, 1.0)}, asked)
+    cache.put("/e/f", Meta(False, 2, 2.0), asked)
+    cache.put_absent("/e/gone", asked)
+    assert cache.listing("/d") is None and cache.lookup("/e/f") is None and cache.lookup("/e/gone") is None
+    cache.put("/e/f", Meta(False, 3, 3.0), clock())  # asked after the clear: kept
+    assert cache.lookup("/e/f") == Meta(False, 3, 3.0)
+
+
+def test_drop_caches_makes_another_writers_change_visible_at_once(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_ttl=60.0, negative_ttl=60.0)
+    m.put("/d/a", b"1")
+    assert m.names("/d") == ["a"]
+    m.put("/d/b", b"22")
+    m.put("/d/a", b"333")
+    assert m.names("/d") == ["a"] and m.fs.getattr("/d/a").size == 1  # within the TTL: not yet
+    assert "/d/a" in m.fs.drop_caches()
+    assert m.names("/d") == ["a", "b"] and m.fs.getattr("/d/a").size == 3
+
+
 def test_cache_entries_are_bounded() -> None:
     cache = MetaCache(5.0, 1.0, 100, Clock())
     for i in range(1000):

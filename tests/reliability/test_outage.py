@@ -22,6 +22,7 @@ import pytest
 from s3regfs import exitcodes
 from tests.reliability.conftest import MountSet
 from tests.reliability.helpers import BucketView, MiB, blob, sha
+from tests.support.loglines import records
 from tests.support.s3proxy import INTERNAL_ERROR, S3Proxy
 from tests.support.waiting import wait_for
 
@@ -57,7 +58,7 @@ class Timed:
 
 
 def warning_lines(log: str, logger: str = RETRY_LOGGER) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("WARNING") and logger in line]
+    return [line for line in records(log) if line.startswith("WARNING") and logger in line]
 
 
 def test_s3_down_longer_than_the_deadline_in_the_middle_of_writes(s3_mounts: MountSet, s3_proxy: S3Proxy,
@@ -126,7 +127,7 @@ def test_abort_refused_until_unmount_is_named_with_the_command_that_removes_it(
     assert [u["Key"] for u in left] == [store.key("f")]
     code = m.unmount()
     log = m.log()
-    errors = [line for line in log.splitlines() if line.startswith("ERROR") and left[0]["UploadId"] in line]
+    errors = [line for line in records(log) if line.startswith("ERROR") and left[0]["UploadId"] in line]
     assert errors, log
     assert left[0]["Key"] in errors[0] and "s3regfs uploads abort" in errors[0]
     assert "every upload completed" not in log

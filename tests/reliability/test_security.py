@@ -41,6 +41,7 @@ from tests.reliability.conftest import MountSet, s3_cli_args
 from tests.reliability.helpers import BucketView, MiB, blob, sha
 from tests.support import mounts
 from tests.support.cloudfront_server import CloudFrontServer, s3_origin
+from tests.support.loglines import records
 from tests.support.s3proxy import GET_OPS, INTERNAL_ERROR, SLOWDOWN, WRITE_OPS, ResetMidBody, S3Proxy
 
 FUSE_UNUSABLE = mounts.fuse_unusable_reason()
@@ -281,7 +282,7 @@ def test_a_config_file_with_a_secret_that_others_can_read_gets_a_warning(tmp_pat
     done = subprocess.run([sys.executable, "-m", "s3regfs", "url", "--config", str(config), "/docker/x"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == exitcodes.OK, done.stderr
-    warnings = [line for line in done.stderr.splitlines() if str(config) in line]
+    warnings = [line for line in records(done.stderr) if str(config) in line]
     assert secret not in done.stderr + done.stdout
     if mode == 0o600:
         assert warnings == [], done.stderr
@@ -297,7 +298,7 @@ def test_a_config_file_with_a_secret_that_others_can_read_gets_a_warning(tmp_pat
         done = subprocess.run([sys.executable, "-m", "s3regfs", "mount", *foreground, "--config", str(config),
                                str(mp)], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == exitcodes.STORAGE, done.stderr
-        assert [line for line in done.stderr.splitlines() if str(config) in line] == warnings
+        assert [line for line in records(done.stderr) if str(config) in line] == warnings
         assert secret not in done.stderr
 
 
