@@ -166,6 +166,10 @@ def test_skopeo_inspects_and_copies_out_with_the_registry_digests(pushed: Pushed
         assert "sha256:" + sha256_file(out / "manifest.json") == image.manifest_digest
         for digest in copied:
             assert "sha256:" + sha256_file(out / digest.split(":", 1)[1]) == digest
+    # Docker-typed tags are in index.json with their own media types; skopeo 1.9's oci: transport skips them.
+    refused = subprocess.run([SKOPEO_BIN, "inspect", "--raw", f"oci:{pushed.layout(DOCKER)}:v2s2"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "no descriptor found for reference" in refused.stderr, refused.stderr
     out = tmp_path / "multi"
     _run([SKOPEO_BIN, "--insecure-policy", "copy", "--quiet", "--all",
           f"oci:{pushed.layout(MULTI)}:latest", f"oci:{out}:latest"])
