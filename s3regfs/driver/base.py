@@ -33,6 +33,9 @@ every driver has them; numbered as in docs/DRIVERS.md):
 5. ``multipart_uploads()``: the driver's :class:`MultipartUploads` (the
    in-progress uploads of ``s3regfs uploads``), or ``None`` for drivers
    without them; wrappers pass it through, as ``bucket_key``.
+6. ``drop_caches()``: forget what the driver or a wrapper caches about the
+   store (the reload on SIGHUP); a no-op for drivers that cache nothing;
+   wrappers pass it through.
 """
 
 from __future__ import annotations
@@ -258,6 +261,9 @@ class StorageDriver(abc.ABC):
     def multipart_uploads(self) -> MultipartUploads | None:
         """The driver's in-progress multipart uploads (extension 5), or ``None`` when it has none."""
         return None
+
+    def drop_caches(self) -> None:
+        """Forget what is cached about the store (extension 6); no-op by default."""
 
     def close(self) -> None:
         """Release clients, pools and threads (no-op by default)."""

@@ -72,6 +72,9 @@ class DriverWrapper(StorageDriver):
     def multipart_uploads(self) -> MultipartUploads | None:
         return self.inner.multipart_uploads()
 
+    def drop_caches(self) -> None:
+        self.inner.drop_caches()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -417,11 +417,13 @@ class RegistryFilesystem:
     def drop_caches(self) -> list[str]:
         """Forget every cached attribute, listing and negative entry (SIGHUP); thread-safe, no request.
 
-        Another writer's changes then show at the next lookup.  Open files, their local copies, the
+        Another writer's changes then show at the next lookup; the driver chain drops its own caches
+        too (``drop_caches``, e.g. the oci view's).  Open files, their local copies, the
         chmod/chown/utimens overrides and the data cache (immutable content, checked by ETag) stay.
         Returns the names the cache knew, for the kernel's caches of them to be dropped too.
         """
         self._lister.forget_sessions_under("/")
+        self.driver.drop_caches()
         return self._cache.clear()
 
     def shutdown(self, timeout: float | None = None) -> bool:

@@ -264,6 +264,14 @@ class OciView(DriverWrapper):
     def multipart_uploads(self) -> MultipartUploads | None:
         return None
 
+    def drop_caches(self) -> None:
+        """Forget repositories and blob attributes (SIGHUP); the index.json versions open handles read stay."""
+        with self._lock:
+            for repo in self._repos.values():
+                repo.learned = float("-inf")
+            self._blobs.clear()
+        self.inner.drop_caches()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.inner.close()

@@ -328,3 +328,16 @@ def test_the_caches_are_bounded_however_many_repositories_and_blobs(registry: Re
         assert repositories <= 3 and blobs <= 10
     assert view.cached() == (3, 10)
     view.close()
+
+
+def test_drop_caches_shows_a_new_tag_at_once_and_keeps_the_pinned_version(
+    view: OciView, registry: Registry
+) -> None:
+    registry.image("app", "1", "a")
+    before = view.stat("/app/index.json")
+    old = view.get_content("/app/index.json")
+    registry.image("app", "2", "b")
+    assert view.get_content("/app/index.json") == old  # within the TTL
+    view.drop_caches()  # what SIGHUP does
+    assert len(index(view, "app")["manifests"]) == 2
+    assert view.read_range("/app/index.json", 0, 10**6, before.etag) == old
