@@ -52,6 +52,8 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Self
 
+from bench.countingproxy import classify as operation
+
 log = logging.getLogger(__name__)
 
 _BUF = 1 << 20
@@ -203,57 +205,10 @@ class Rule:
 
 
 def classify(method: str, target: str, headers: dict[str, str]) -> tuple[str, str]:
-    """The S3 operation name and the decoded path of a path-style request.
-
-    ``headers`` has lower-case names.  Object GETs with a ``Range`` header
-    are ``GetObjectRange``.
+    """The S3 operation name (the benchmark's one classification, :func:`bench.countingproxy.classify`)
+    and the decoded path of a path-style request; ``headers`` has lower-case names.
     """
-    parsed = urllib.parse.urlsplit(target)
-    path = urllib.parse.unquote(parsed.path)
-    query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
-    parts = path.lstrip("/").split("/", 1)
-    if path in ("", "/"):
-        return ("ListBuckets" if method == "GET" else f"{method} /"), path
-    if len(parts) == 1 or parts[1] == "":
-        return _bucket_op(method, query), path
-    return _object_op(method, query, headers), path
-
-
-def _bucket_op(method: str, query: dict[str, list[str]]) -> str:
-    if method == "GET":
-        if "uploads" in query:
-            return "ListMultipartUploads"
-        if query.get("list-type") == ["2"]:
-            return "ListObjectsV2"
-        if "location" in query:
-            return "GetBucketLocation"
-        return "ListObjects"
-    if method == "POST" and "delete" in query:
-        return "DeleteObjects"
-    return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(method, f"{method} bucket")
-
-
-def _object_op(method: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
-    copy = "x-amz-copy-source" in headers
-    if method == "GET":
-        if "uploadId" in query:
-            return "ListParts"
-        return "GetObjectRange" if "range" in headers else "GetObject"
-    if method == "HEAD":
-        return "HeadObject"
-    if method == "PUT":
-        if "partNumber" in query and "uploadId" in query:
-            return "UploadPartCopy" if copy else "UploadPart"
-        return "CopyObject" if copy else "PutObject"
-    if method == "POST":
-        if "uploads" in query:
-            return "CreateMultipartUpload"
-        if "uploadId" in query:
-            return "CompleteMultipartUpload"
-        return "POST object"
-    if method == "DELETE":
-        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
-    return f"{method} object"
+    return operation(method, target, headers), urllib.parse.unquote(urllib.parse.urlsplit(target).path)
 
 
 # -- records -----------------------------------------------------------------------------
