@@ -32,7 +32,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -261,14 +261,7 @@ def push_with_registry(workdir: Path, registry_storage: dict[str, Any], port: in
     _, image = build_image(layout)
     with serve(workdir, registry_storage, port) as address:
         skopeo_push(layout, TAG, f"{address}/{REPOSITORY}:{TAG}")
-    return DemoImage(
-        image.repository,
-        image.tag,
-        image.manifest_digest,
-        image.config_digest,
-        image.layer_digests,
-        "docker-registry + skopeo",
-    )
+    return replace(image, pushed_by="docker-registry + skopeo")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -304,11 +297,4 @@ def write_layout(driver: Any, workdir: Path) -> DemoImage:
     driver.put_content(
         f"{repo}/_manifests/tags/{image.tag}/index/sha256/{manifest_hex}/link", _link(image.manifest_digest)
     )
-    return DemoImage(
-        image.repository,
-        image.tag,
-        image.manifest_digest,
-        image.config_digest,
-        image.layer_digests,
-        "the s3 driver",
-    )
+    return replace(image, pushed_by="the s3 driver")
