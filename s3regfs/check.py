@@ -1,11 +1,13 @@
 """``s3regfs check``: validate the configuration and reach the bucket, step by step.
 
 Owns the check steps and their one-line reports (``PASS``/``FAIL``/``SKIP``
-``step: detail``): the driver chain is built, the root is listed, a probe
-object is written, read back and deleted (unless the mount is read-only),
-and a URL is signed (CloudFront when configured, else the S3 presigned URL).
-The caller has already loaded the configuration (its failure is the first
-FAIL line).  Returns :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
+``step: detail``): the driver chain is built, the credential source is shown
+(never a key), the root is listed, a probe object is written, read back and
+deleted (unless the mount is read-only), and a URL is signed (CloudFront when
+configured, else the S3 presigned URL).  The caller has already loaded the
+configuration (its failure is the first FAIL line).  Returns
+:data:`~s3regfs.exitcodes.CREDENTIALS` if the credentials were missing or
+refused, else :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from typing import TextIO
 
-from s3regfs import config, exitcodes, logs
+from s3regfs import config, credentials, exitcodes, logs
 from s3regfs.driver import PathNotFoundError, StorageDriver
 from s3regfs.errors import UserError
 
@@ -26,21 +28,37 @@ def _line(exc: BaseException) -> str:
 
 
 class _Report:
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, cfg: config.Config) -> None:
         self.out = out
+        self.cfg = cfg
         self.failed = 0
+        self.code = exitcodes.OK
+        self.driver: StorageDriver | None = None
 
-    def step(self, name: str, fn: Callable[[], str]) -> bool:
+    def step(self, name: str, fn: Callable[[], str], *, first_request: bool = False) -> bool:
         try:
             detail = fn()
         except UserError as exc:
-            self._write("FAIL", name, _line(exc))
+            self._fail(name, _line(exc), exc.exit_code)
             return False
         except Exception as exc:  # noqa: BLE001 - every failure is a FAIL line
-            self._write("FAIL", name, f"{_line(exc)}; {_hint(exc)}")
+            refused = (
+                credentials.refused_error(self.cfg.driver, self.driver, exc, first_request=first_request)
+                if self.driver is not None
+                else None
+            )
+            if refused is not None:
+                self._fail(name, _line(refused), refused.exit_code)
+            else:
+                self._fail(name, f"{_line(exc)}; {_hint(exc)}", exitcodes.CHECK_FAILED)
             return False
         self._write("PASS", name, detail)
         return True
+
+    def _fail(self, name: str, detail: str, code: int) -> None:
+        if self.code in (exitcodes.OK, exitcodes.CHECK_FAILED):
+            self.code = code if code == exitcodes.CREDENTIALS else exitcodes.CHECK_FAILED
+        self._write("FAIL", name, detail)
 
     def skip(self, name: str, reason: str) -> None:
         self.out.write(f"SKIP  {name}: {reason}\n")
@@ -58,19 +76,12 @@ def _hint(exc: BaseException) -> str:
         return "check the credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:DeleteObject)"
     if "NoSuchBucket" in text:
         return "check the bucket name (the bucket must exist)"
-    if "Unable to locate credentials" in text:
-        return (
-            "no credentials: set REGISTRY_STORAGE_S3_ACCESSKEY/SECRETKEY (or accesskey/secretkey in the config "
-            "file), or configure the AWS credential chain"
-        )
-    if "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
-        return "check accesskey/secretkey (or the AWS credential chain)"
     return "check regionendpoint, region and the network"
 
 
 def run(cfg: config.Config, out: TextIO) -> int:
     """Run every step; print one line each; return OK or CHECK_FAILED."""
-    report = _Report(out)
+    report = _Report(out, cfg)
     out.write(
         f"PASS  configuration: driver {cfg.driver.name}"
         + (f", middleware {', '.join(m.name for m in cfg.middleware)}" if cfg.middleware else "")
@@ -85,10 +96,13 @@ def run(cfg: config.Config, out: TextIO) -> int:
         return f"bucket {params['bucket']}" if "bucket" in params else f"{cfg.driver.name} driver ready"
 
     if not report.step("driver", build):
-        return exitcodes.CHECK_FAILED
-    driver = holder["driver"]
+        return report.code
+    driver = report.driver = holder["driver"]
     try:
-        report.step("list /", lambda: _list(driver))
+        source = credentials.describe(cfg.driver, driver)
+        if source is not None:
+            report.step("credentials", lambda: source)
+        report.step("list /", lambda: _list(driver), first_request=True)
         probe = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
         if cfg.read_only:
             report.skip("write probe", "read-only (ro): nothing is written")
@@ -101,7 +115,7 @@ def run(cfg: config.Config, out: TextIO) -> int:
             report.skip("URL", f"the {cfg.driver.name} driver hands out no URLs")
     finally:
         driver.close()
-    return exitcodes.CHECK_FAILED if report.failed else exitcodes.OK
+    return report.code
 
 
 def _list(driver: StorageDriver) -> str:

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from s3regfs import __version__, config, exitcodes, logs, mountargs, secretpipe, systemd
+from s3regfs import __version__, config, credentials, exitcodes, logs, mountargs, secretpipe, systemd
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
 
@@ -59,8 +59,8 @@ CHECK_EXAMPLES = """\
 examples:
   s3regfs check --config /etc/docker/registry/config.yml
   s3regfs check -o bucket=registry,region=eu-west-1,ro
-prints one PASS/FAIL/SKIP line per step: configuration, driver, list, write-and-delete probe (skipped with -o ro),
-URL signing. Exits non-zero when a step fails.
+prints one PASS/FAIL/SKIP line per step: configuration, driver, credentials (where they came from, never a key),
+list, write-and-delete probe (skipped with -o ro), URL signing. Exits non-zero when a step fails (8: credentials).
 """
 
 UPLOADS_EXAMPLES = """\
@@ -424,6 +424,11 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     notify: Callable[[str], Any] = _daemon_notify if child else systemd.notify
     driver = config.build_driver(cfg)
     config.drop_secret_environ()  # the driver holds them now; the probe and fusermount3 must not inherit them
+    try:
+        credentials.probe(cfg.driver, driver)  # refused credentials: their own one line and exit code
+    except UserError:
+        driver.close()
+        raise
     log.debug("mounting %s on %s", _describe(cfg), mountpoint)
     from s3regfs.mount import run_mount
 
@@ -447,11 +452,18 @@ def cmd_url(args: argparse.Namespace, argv: Sequence[str]) -> int:
     expires = parse_go_duration(args.duration, "--duration") if args.duration else None
     if expires == 0:
         raise UserError("--duration 0s: a URL must live longer than 0s; use e.g. 20m", exitcodes.USAGE)
+    if expires is not None and expires > config.S3_PRESIGN_MAX and config.presigns_with_s3(cfg):
+        raise UserError(
+            f"--duration {args.duration}: S3 presigned URLs live at most 7 days (168h); use --duration 168h "
+            "or less, or configure middleware cloudfront for longer URLs",
+            exitcodes.USAGE,
+        )
     from s3regfs.driver import InvalidPathError, is_valid_path
 
     if not is_valid_path(args.path):
         raise UserError(
-            f"{args.path}: not a driver path; use an absolute path of lower-case components, "
+            f"{args.path}: not a driver path; use an absolute path whose components are letters, digits, "
+            "'.', '_' and '-' (no '.' or '..' component), "
             "e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data",
             exitcodes.USAGE,
         )

@@ -16,13 +16,15 @@ USAGE = 2
 CONFIG = 3
 """Invalid configuration: config file, environment variable or ``-o`` option."""
 STORAGE = 4
-"""The storage is unreachable or refuses us (endpoint, credentials, bucket, permissions)."""
+"""The storage is unreachable or refuses a request (endpoint, bucket, permissions)."""
 MOUNT = 5
 """The mount point cannot be used (missing, busy, stale) or FUSE is unavailable."""
 DATA_LOSS = 6
 """Unmounted, but some written data could not be uploaded."""
 CHECK_FAILED = 7
 """``s3regfs check`` / ``demo --check``: at least one step failed."""
+CREDENTIALS = 8
+"""No S3 credentials were found, half a key pair was given, or S3 refused the credentials."""
 INTERRUPTED = 130
 """Interrupted (Ctrl-C) before the command finished (128 + SIGINT)."""
 
@@ -35,6 +37,7 @@ ALL: dict[str, int] = {
     "MOUNT": MOUNT,
     "DATA_LOSS": DATA_LOSS,
     "CHECK_FAILED": CHECK_FAILED,
+    "CREDENTIALS": CREDENTIALS,
     "INTERRUPTED": INTERRUPTED,
 }
 """Name → code, in the order docs/CONFIGURATION.md lists them."""

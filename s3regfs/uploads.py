@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from collections.abc import Sequence
 from typing import TextIO
 
-from s3regfs import config, exitcodes
+from s3regfs import config, credentials, exitcodes
 from s3regfs.driver import MultipartUploads, StorageDriverError, UploadInfo, is_valid_path
 from s3regfs.durations import format_duration
 from s3regfs.errors import UserError
@@ -48,6 +48,9 @@ def run(cfg: config.Config, action: str, path: str, older_than: float, *, dry_ru
         try:
             uploads = inner.list_uploads(path)
         except Exception as exc:  # noqa: BLE001 - any S3 failure: one line
+            refused = credentials.refused_error(cfg.driver, driver, exc, first_request=True)
+            if refused is not None:
+                raise refused from None
             raise UserError(
                 f"cannot list the uploads: {_one_line(exc)}; run s3regfs check", exitcodes.STORAGE
             ) from None

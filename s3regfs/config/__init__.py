@@ -14,6 +14,7 @@ The parts:
 from s3regfs.config.model import (
     CLI_DRIVERS,
     S3_DRIVERS,
+    S3_PRESIGN_MAX,
     Config,
     DriverConfig,
     MiddlewareConfig,
@@ -21,6 +22,7 @@ from s3regfs.config.model import (
     build_driver,
     driver_parameters,
     parameter_error,
+    presigns_with_s3,
 )
 from s3regfs.config.sources import (
     default_cache_dir,
@@ -34,6 +36,7 @@ from s3regfs.config.sources import (
 __all__ = [
     "CLI_DRIVERS",
     "S3_DRIVERS",
+    "S3_PRESIGN_MAX",
     "Config",
     "DriverConfig",
     "MiddlewareConfig",
@@ -45,6 +48,7 @@ __all__ = [
     "environ_without",
     "load",
     "parameter_error",
+    "presigns_with_s3",
     "secret_environ",
     "split_options",
 ]

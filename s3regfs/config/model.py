@@ -4,7 +4,8 @@ Owns the result of loading a configuration (:class:`Config` with its
 :class:`DriverConfig`, :class:`MiddlewareConfig`, :class:`MountConfig`; secret
 parameters kept out of ``repr``), the driver names s3regfs mounts, and
 :func:`build_driver`: the factory (with the mount options the s3 driver
-applies, :func:`driver_parameters`), then the middleware in configuration order, then the view
+applies, :func:`driver_parameters`; an s3 driver that found no credentials, or got half a key pair, is a
+credentials error of :mod:`s3regfs.credentials`), then the middleware in configuration order, then the view
 (``view=oci``: :class:`~s3regfs.view.oci.OciView`),
 with every failure a one-line :class:`~s3regfs.errors.UserError` naming the
 parameter or option and where it was set (:func:`parameter_error`).
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3regfs import exitcodes, logs
+from s3regfs import credentials, exitcodes, logs
 from s3regfs.errors import UserError
 from s3regfs.fs.options import FsOptions
 from s3regfs.view.oci import OciView
@@ -30,6 +31,8 @@ S3_DRIVERS = ("s3", "s3aws")
 CLI_DRIVERS = ("s3", "s3aws", "inmemory")
 DEFAULT_DRIVER = "s3"
 SECRET_PARAMETERS = frozenset({"accesskey", "secretkey", "sessiontoken"})
+S3_PRESIGN_MAX = 7 * 24 * 3600
+"""The longest lifetime of an S3 (SigV4) presigned URL: S3 refuses ``X-Amz-Expires`` above 604800 s."""
 DRIVER_OPTIONS = {"write_parts_in_flight": "partsinflight"}
 """Mount options that the s3 driver applies: option → the s3 parameter it sets when given."""
 
@@ -111,6 +114,11 @@ class Config:
         """The ``[(name, options), ...]`` list :func:`s3regfs.middleware.wrap` takes."""
         return [(m.name, dict(m.options)) for m in self.middleware]
 
+def presigns_with_s3(config: Config) -> bool:
+    """True when URLs are S3 presigned URLs (at most :data:`S3_PRESIGN_MAX`): the s3 driver, no cloudfront."""
+    return config.driver.name in S3_DRIVERS and not any(m.name == "cloudfront" for m in config.middleware)
+
+
 def parameter_error(driver: DriverConfig, exc: BaseException) -> str:
     """One line for a driver-parameter error: the source of the parameter it names, the cause, the fix."""
     message = " ".join(str(exc).split())
@@ -158,12 +166,14 @@ def driver_parameters(config: Config) -> dict[str, Any]:
 def build_driver(config: Config) -> Any:
     """The driver chain of ``config``: factory → middleware, with errors as one-line UserErrors."""
     from s3regfs.driver import factory
-    from s3regfs.driver.errors import InvalidStorageDriverError, StorageDriverError
+    from s3regfs.driver.errors import CredentialPairError, InvalidStorageDriverError, StorageDriverError
 
     try:
         driver = factory.create(config.driver.name, driver_parameters(config))
     except InvalidStorageDriverError as exc:
         raise UserError(f"{exc}; use one of {', '.join(CLI_DRIVERS)}", exitcodes.CONFIG) from None
+    except CredentialPairError as exc:
+        raise credentials.pair_error(config.driver, exc.given, exc.missing, exc.source) from None
     except (ValueError, TypeError) as exc:
         raise UserError(parameter_error(config.driver, exc), exitcodes.CONFIG) from None
     except StorageDriverError as exc:
@@ -181,6 +191,11 @@ def build_driver(config: Config) -> Any:
             raise UserError(_middleware_error(config, exc), exitcodes.CONFIG) from None
     if config.mount.view == "oci":
         driver = OciView(driver, ttl=config.fs.metadata_ttl, blob_ttl=config.fs.digest_ttl)
+    try:
+        credentials.require(config.driver, driver)  # after the configuration errors of the middleware
+    except UserError:
+        driver.close()
+        raise
     return driver
 
 

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from s3regfs import exitcodes, logs
+from s3regfs import credentials, exitcodes, logs
 from s3regfs.config.model import (
     CLI_DRIVERS,
     DEFAULT_DRIVER,
@@ -67,6 +67,7 @@ from s3regfs.config.registryfile import (
     plain,
     read_file,
 )
+from s3regfs.driver.errors import CredentialPairError
 from s3regfs.errors import UserError
 from s3regfs.fs.options import FsOptions
 
@@ -307,6 +308,8 @@ def _cloudfront_option(option: str, value: str | None, into: _Layered) -> None:
         raise UserError(
             f"{src}: needs an option name and a value; write -o {CLOUDFRONT}.baseurl=URL", exitcodes.CONFIG
         )
+    if option == "awsregion":  # a list the middleware reads comma-separated: -o cannot carry commas
+        value = value.replace(":", ",")
     for name, options, sources in into.middleware:
         if name == CLOUDFRONT:
             options[option] = value
@@ -421,6 +424,8 @@ def _validate_parameters(driver: DriverConfig) -> None:
         return
     try:
         from_parameters(dict(driver.parameters))
+    except CredentialPairError as exc:
+        raise credentials.pair_error(driver, exc.given, exc.missing, exc.source) from None
     except (ValueError, TypeError) as exc:
         raise UserError(parameter_error(driver, exc), exitcodes.CONFIG) from None
 

@@ -156,6 +156,20 @@ class ParameterError(ValueError):
     """An invalid driver or middleware parameter; the message names the parameter."""
 
 
+class CredentialPairError(ParameterError):
+    """Half a key pair (an access key without its secret key, or the reverse): refused, never completed
+    from the AWS credential chain.  ``given`` and ``missing`` name the two halves; ``source`` says where
+    ``given`` came from when the driver knows it (``None`` for its own parameters: the caller knows)."""
+
+    def __init__(self, given: str, missing: str, source: str | None = None) -> None:
+        super().__init__(
+            f"{given} is set but {missing} is not: give both, or neither for the AWS credential chain"
+        )
+        self.given = given
+        self.missing = missing
+        self.source = source
+
+
 class SkipDir(Exception):
     """Raised by a walk function: do not descend into this directory (``ErrSkipDir``)."""
 

@@ -214,14 +214,19 @@ def test_check_passes_every_step_on_a_working_bucket(s3_driver_params: dict[str,
     result = run("check", "-o", option, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split(":", 1)[0] for line in lines][:3] == [
+    assert [line.split(":", 1)[0] for line in lines][:4] == [
         "PASS  configuration",
         "PASS  driver",
+        "PASS  credentials",
         "PASS  list /",
     ]
-    assert lines[3].startswith("PASS  write, read and delete /s3regfs-check-")
-    assert lines[4].startswith("PASS  presigned URL: http")
-    assert len(lines) == 5
+    assert lines[2] == (
+        "PASS  credentials: the accesskey/secretkey parameters (environment variable "
+        "REGISTRY_STORAGE_S3_ACCESSKEY, environment variable REGISTRY_STORAGE_S3_SECRETKEY)"
+    )
+    assert lines[4].startswith("PASS  write, read and delete /s3regfs-check-")
+    assert lines[5].startswith("PASS  presigned URL: http")
+    assert len(lines) == 6
     driver = factory.create("s3", s3_driver_params)
     assert driver.list_info("/") == [] or all(
         not i.path.startswith("/s3regfs-check") for i in driver.list_info("/")
@@ -239,9 +244,8 @@ def test_check_with_a_wrong_secret_fails_and_never_prints_it(s3_driver_params: d
     params = dict(s3_driver_params, secretkey="wrong-secret-value-123")
     option, env = split_params(params)
     result = run("check", "-o", option, env=env)
-    assert result.returncode == exitcodes.CHECK_FAILED
-    assert "FAIL  list /:" in result.stdout
-    assert "check accesskey/secretkey" in result.stdout or "credentials" in result.stdout
+    assert result.returncode == exitcodes.CREDENTIALS
+    assert "FAIL  list /: S3 refused the credentials" in result.stdout
     assert "wrong-secret-value-123" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
 

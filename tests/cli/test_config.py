@@ -376,7 +376,7 @@ def test_cloudfront_o_option_changes_the_first_entry_of_the_file() -> None:
 
 def test_a_secret_on_the_command_line_works_but_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        cfg = load(text=None, options=["bucket=b,region=us-east-1,secretkey=cmdline-secret-1"])
+        cfg = load(text=None, options=["bucket=b,region=us-east-1,accesskey=AK,secretkey=cmdline-secret-1"])
     assert cfg.driver.parameters["secretkey"] == "cmdline-secret-1"
     assert "visible in ps" in caplog.text and "cmdline-secret-1" not in caplog.text
 

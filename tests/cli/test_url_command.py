@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from s3regfs.middleware.keys import generate_keypair
-from tests.support.cloudfront_server import CloudFrontServer, s3_origin
+from s3regfs import exitcodes
+from tests.support.cloudfront_server import CloudFrontServer, IPRangesServer, ip_ranges_document, s3_origin
 from tests.support.downloads import download
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -216,3 +217,73 @@ def test_a_bad_key_file_is_one_line_naming_privatekey(problem: str, tmp_path: Pa
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("s3regfs: error: ") and "privatekey" in lines[0] and str(key_file) in lines[0]
     assert ("no such file" in lines[0]) if problem == "missing" else ("chmod 600" in lines[0])
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], code: int) -> str:
+    assert done.returncode == code, done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and done.stdout == "", done.stdout + done.stderr
+    assert lines[0].startswith("s3regfs: error: ") and "; " in lines[0]
+    return lines[0]
+
+
+def test_a_presigned_url_longer_than_7_days_is_refused_cloudfront_keeps_its_own_limit(
+    s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes], cdn: CloudFrontServer, blob: bytes
+) -> None:
+    options = s3_options(s3_server, s3_bucket)
+
+    for too_long in ("720h", "168h1s"):
+        line = one_line_error(
+            run_url(BLOB, "--duration", too_long, "-o", options, env=credentials(s3_server)), exitcodes.USAGE
+        )
+        assert f"--duration {too_long}: " in line and "7 days (168h)" in line and "cloudfront" in line
+
+    week = printed_url(run_url(BLOB, "--duration", "168h", "-o", options, env=credentials(s3_server)))
+    assert query(week)["X-Amz-Expires"] == "604800"
+    status, body = download(week)
+    assert status == 200 and sha256(body) == sha256(blob)
+
+    cloudfront = (
+        f"cloudfront.baseurl={cdn.url},cloudfront.privatekey={keypair[0]},cloudfront.keypairid={KEY_ID}"
+    )
+    before = time.time()
+    month = printed_url(
+        run_url(BLOB, "--duration", "720h", "-o", options, "-o", cloudfront, env=credentials(s3_server))
+    )
+    assert_expires(month, before, time.time(), 720 * 3600)
+    status, body = download(month)
+    assert status == 200 and sha256(body) == sha256(blob)
+
+
+def test_awsregion_takes_colon_separated_regions_in_o_options(
+    s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes], cdn: CloudFrontServer
+) -> None:
+    ranges = ip_ranges_document(
+        [("10.1.0.0/16", "us-east-1"), ("10.2.0.0/16", "eu-west-1"), ("10.3.0.0/16", "ap-south-1")]
+    )
+    with IPRangesServer(ranges) as server:
+        cloudfront = (
+            f"cloudfront.baseurl={cdn.url},cloudfront.privatekey={keypair[0]},cloudfront.keypairid={KEY_ID},"
+            f"cloudfront.ipfilteredby=awsregion,cloudfront.awsregion=us-east-1:EU-west-1,"
+            f"cloudfront.iprangesurl={server.url}"
+        )
+        done = run_url(
+            BLOB, "--log-level", "debug", "-o", s3_options(s3_server, s3_bucket), "-o", cloudfront,
+            env=credentials(s3_server),
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{cdn.url}{ROOT}{BLOB}?Expires=")
+    assert f"AWS IP ranges updated from {server.url}: 2 IPv4" in done.stderr, done.stderr
+
+
+def test_upper_case_driver_paths_are_valid_and_the_error_says_which_characters_are(
+    s3_server: Any, s3_bucket: str
+) -> None:
+    options = s3_options(s3_server, s3_bucket)
+    upper = "/docker/registry/v2/repositories/Team/App/_layers/sha256/AB/link"
+    url = printed_url(run_url(upper, "-o", options, env=credentials(s3_server)))
+    assert url.startswith(f"{s3_server.endpoint}/{s3_bucket}/{ROOT}{upper}?")
+
+    line = one_line_error(run_url("/Team/a b", "-o", options, env=credentials(s3_server)), exitcodes.USAGE)
+    assert "/Team/a b: not a driver path" in line and "lower-case" not in line
+    assert "letters, digits" in line

@@ -87,7 +87,8 @@ def test_wrong_credentials_fail_the_mount(tmp_path: Path, s3_driver_params: dict
     options, env = mounts.s3_options({**s3_driver_params, "secretkey": "not-the-secret-key"})
     (tmp_path / "m").mkdir()
     done = _mount_cli("-f", "--driver", "s3", "-o", mounts.format_options(options), str(tmp_path / "m"), env=env)
-    assert done.returncode == exitcodes.STORAGE, done.stderr
+    assert done.returncode == exitcodes.CREDENTIALS, done.stderr
+    assert "S3 refused the credentials" in done.stderr
     assert "not-the-secret-key" not in done.stderr
 
 

@@ -337,7 +337,7 @@ def test_wrong_credentials_are_refused_by_seaweedfs_in_one_line(tmp_path: Path, 
     args, env = s3_cli_args(params)
     mp = tmp_path / "mp"
     mp.mkdir()
-    line = assert_one_line_error(run_cli("mount", "-f", *args, str(mp), env=env), exitcodes.STORAGE)
+    line = assert_one_line_error(run_cli("mount", "-f", *args, str(mp), env=env), exitcodes.CREDENTIALS)
     assert re.search(r"SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied|Access Denied|signature", line), line
     assert wrong not in line and s3_server.secret_key not in line
     assert not mounts.mountpoints.mounted_at(str(mp))

@@ -11,7 +11,8 @@ when botocore's internals differ from what it expects:
 * the endpoint rule set evaluated once, not once per object key.
 
 It also maps the ``loglevel`` parameter onto the botocore/urllib3 loggers
-(:func:`configure_logging`).
+(:func:`configure_logging`), and tells which provider of the credential chain
+answered (:func:`credential_source`, from botocore's ``credentials.method``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import botocore.exceptions
 import botocore.utils
 from botocore.config import Config
 
+from s3regfs.driver.errors import CredentialPairError
 from s3regfs.driver.retry import RetryPolicy
 from s3regfs.driver.s3.params import S3Parameters
 
@@ -53,6 +55,47 @@ def configure_logging(level: str) -> None:
         loggers = ["botocore.endpoint", "botocore.retries", "botocore.parsers"]
     for name in loggers:
         logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+CREDENTIAL_METHODS: dict[str, str] = {
+    "explicit": "the accesskey/secretkey parameters",
+    "env": "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+    "shared-credentials-file": "shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials)",
+    "config-file": "AWS config file (AWS_CONFIG_FILE or ~/.aws/config)",
+    "assume-role": "a role assumed by an AWS profile",
+    "assume-role-with-web-identity": "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)",
+    "sso": "AWS SSO (IAM Identity Center) login",
+    "custom-process": "the credential_process of an AWS profile",
+    "container-role": "container role (ECS/EKS task credentials)",
+    "iam-role": "instance role (EC2 instance metadata)",
+    "boto-config": "boto config file (/etc/boto.cfg or ~/.boto)",
+}
+"""botocore's ``credentials.method`` → where an operator finds those credentials."""
+
+_PROFILE_METHODS = frozenset(
+    {"shared-credentials-file", "config-file", "assume-role", "sso", "custom-process"}
+)
+
+
+def credential_source(client: Any) -> tuple[str, str] | None:
+    """(botocore's ``credentials.method``, a description without any secret) of ``client``; None if none.
+
+    botocore resolves the credential chain when it creates the client, so this makes no request.
+    """
+    getter = getattr(client, "_get_credentials", None)
+    if callable(getter):
+        credentials = getter()
+    else:  # botocore's internals differ: the request signer holds them
+        credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return None
+    method = str(getattr(credentials, "method", "") or "unknown")
+    text = CREDENTIAL_METHODS.get(method, f"the credential provider {method}")
+    if method in _PROFILE_METHODS:
+        with _session_lock:
+            profile = getattr(_shared_session, "profile_name", None) or "default"
+        text += f", profile {profile}"
+    return method, text
 
 
 def fast_timestamp(value: Any) -> datetime:
@@ -190,5 +233,18 @@ def make_client(
         client.meta.events.register("before-sign.s3.PutObject", _no_continue_for_small_bodies)
         _skip_unused_endpoint_params(client)
         return client, outage
+    except botocore.exceptions.PartialCredentialsError as exc:  # AWS_ACCESS_KEY_ID without its secret, ...
+        found = getattr(exc, "kwargs", {})
+        given, missing = _halves(str(found.get("cred_var") or ""))
+        provider = str(found.get("provider") or "")
+        source = "the environment" if provider == "env" else CREDENTIAL_METHODS.get(provider, provider)
+        raise CredentialPairError(given, missing, source) from None
     except (ValueError, botocore.exceptions.BotoCoreError) as exc:
         raise ValueError(f"failed to create new session with aws config: {exc}") from None
+
+
+def _halves(missing: str) -> tuple[str, str]:
+    """(the half given, the half missing) of a partial key pair in the credential chain."""
+    pairs = {"AWS_SECRET_ACCESS_KEY": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "aws_access_key_id"}
+    pairs.update({v: k for k, v in pairs.items()})
+    return pairs.get(missing, "an access key or secret key"), missing or "its other half"

@@ -45,8 +45,9 @@ Deviations from upstream (for docs/SEMANTICS.md):
 9. ``forcepathstyle: false`` lets botocore choose the addressing style
    (virtual-hosted where possible, path style for IP endpoints and non-DNS
    bucket names); upstream always asks for virtual-hosted style.
-10. Credentials and checksums: static keys only when both are set, else
-    boto3's default chain; checksums only where required (§S2).
+10. Credentials and checksums: static keys when both are set, boto3's
+    default chain when neither is (half a pair is refused by the
+    parameters); checksums only where required (§S2).
 11. ``verifyprefixes`` (s3regfs only, off by default, on for the bundled
     SeaweedFS): every common prefix of a directory listing is confirmed by a
     one-key listing, and a directory's own marker counts only if a plain
@@ -86,7 +87,7 @@ from s3regfs.driver.base import (
 from s3regfs.driver.errors import DriverErrors, FilledBuffer, PathNotFoundError, SkipDir
 from s3regfs.driver.retry import DEFAULT_POLICY, Deadline, RetryPolicy, deadline_scope
 from s3regfs.driver.s3.aborts import PendingAborts
-from s3regfs.driver.s3.client import configure_logging, make_client
+from s3regfs.driver.s3.client import configure_logging, credential_source, make_client
 from s3regfs.driver.s3.errors import error_code, http_status, map_error
 from s3regfs.driver.s3.params import NO_STORAGE_CLASS, S3Parameters
 from s3regfs.driver.s3.reader import S3Reader, read_exact_range
@@ -143,6 +144,10 @@ class S3Driver(StorageDriver):
         if self._presign_client_cache is None:
             self._presign_client_cache = self._make_client(self.params.redirectendpoint)
         return self._presign_client_cache
+
+    def credential_source(self) -> tuple[str, str] | None:
+        """Where the client's credentials come from: (botocore's ``method``, a description); None if none."""
+        return credential_source(self.client)
 
     def pool(self, kind: str) -> ThreadPoolExecutor:
         """The driver's thread pool ``kind`` (``writer``, ``copy``, ``reader``), created lazily."""

@@ -29,6 +29,9 @@ Deviations (listed in docs/SEMANTICS.md):
   of a directory listing with a one-key listing, for S3-compatible stores that
   keep reporting emptied "directories" as common prefixes (SeaweedFS, whose
   filer removes empty directories minutes later; MinIO with versioning);
+* ``accesskey`` without ``secretkey`` (or the reverse) is an error naming
+  both (:class:`~s3regfs.driver.errors.CredentialPairError`); upstream
+  silently falls back to the AWS credential chain;
 * ``retrydeadline`` (s3regfs only): seconds, 1–3600, default 120: the
   ``deadline`` of the retry policy (:mod:`s3regfs.driver.retry`), the longest
   one backend call and its retries may take.
@@ -45,7 +48,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from s3regfs.driver.errors import ParameterError
+from s3regfs.driver.errors import CredentialPairError, ParameterError
 
 MIN_CHUNK_SIZE = 5 * 1024 * 1024
 MAX_CHUNK_SIZE = 5 * 1024 * 1024 * 1024
@@ -320,6 +323,9 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
     )
     values["accesskey"] = _string(p("accesskey"))
     values["secretkey"] = _string(p("secretkey"))
+    if bool(values["accesskey"]) != bool(values["secretkey"]):
+        given, missing = ("accesskey", "secretkey") if values["accesskey"] else ("secretkey", "accesskey")
+        raise CredentialPairError(given, missing)
     # 23: v4auth on Amazon S3; 25: redirectendpoint
     _check_v4auth(values)
     _check_redirect_endpoint(values["redirectendpoint"])
