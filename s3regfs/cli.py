@@ -424,11 +424,6 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     notify: Callable[[str], Any] = _daemon_notify if child else systemd.notify
     driver = config.build_driver(cfg)
     config.drop_secret_environ()  # the driver holds them now; the probe and fusermount3 must not inherit them
-    try:
-        credentials.probe(cfg.driver, driver)  # refused credentials: their own one line and exit code
-    except UserError:
-        driver.close()
-        raise
     log.debug("mounting %s on %s", _describe(cfg), mountpoint)
     from s3regfs.mount import run_mount
 
@@ -440,6 +435,7 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
         allow_other=cfg.mount.allow_other,
         extra_fuse_options=cfg.mount.fuse_kwargs() or None,
         notify=notify,
+        probe=lambda: credentials.probe(cfg.driver, driver),  # refused credentials: their own line and exit code
     )
 
 

@@ -5,7 +5,8 @@ background mode is the CLI's: it re-executes ``mount --foreground`` as a
 detached child and waits for that child's ``READY=1``):
 
 1. the mount point is checked (:mod:`s3regfs.mountpoint`: missing, not a
-   directory, already mounted, stale) and the storage answers one LIST;
+   directory, already mounted, stale), then that the storage answers (the CLI's
+   ``probe``: :func:`s3regfs.credentials.probe`, one LIST, refused credentials worded apart);
 2. the core and the adapter are built, and mfusepy runs the libfuse 3
    multi-threaded loop (``fsname``/``subtype`` ``s3regfs``; no ``hard_remove``: libfuse's
    ``.fuse_hidden*`` stand-in names let ``fstat`` reach unlinked open files, and the core
@@ -46,7 +47,6 @@ from typing import Any, Self
 
 from s3regfs import exitcodes, logs, malloctune, mountpoint
 from s3regfs.driver.base import StorageDriver
-from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.driver.wrapper import DriverWrapper
 from s3regfs.errors import UserError
 from s3regfs.fs import operations
@@ -86,26 +86,18 @@ def run_mount(
     allow_other: bool = False,
     extra_fuse_options: dict[str, Any] | None = None,
     notify: Notify | None = None,
+    probe: Callable[[], None] | None = None,
 ) -> int:
-    """Mount ``driver`` at ``mountpoint`` and serve until unmounted or signalled; the exit code."""
+    """Mount ``driver`` at ``mountpoint`` and serve until unmounted or signalled; the exit code.
+
+    ``probe`` checks that the storage answers, after the mount point (the CLI's: one LIST, refused
+    credentials and an unreachable endpoint each a one-line UserError).
+    """
     if not foreground:
         raise ValueError("run_mount serves in the foreground; the CLI starts background mounts as a child")
     mount = _Mount(driver, options, mountpoint, allow_other, dict(extra_fuse_options or {}), notify)
+    mount.probe = probe
     return mount.run()
-
-
-def probe_storage(driver: StorageDriver) -> None:
-    """One LIST of the root, so a wrong endpoint or key fails the mount instead of every later call."""
-    try:
-        driver.list("/")
-    except PathNotFoundError:
-        return
-    except Exception as exc:  # noqa: BLE001 - any failure here means the storage is not usable
-        raise UserError(
-            logs.redact(f"the storage does not answer ({driver.name}: {exc}); check the endpoint, the bucket "
-                        "and the credentials (s3regfs check shows each step)"),
-            exitcodes.STORAGE,
-        ) from None
 
 
 def build_core(driver: StorageDriver, options: FsOptions) -> RegistryFilesystem:
@@ -151,6 +143,7 @@ class _Mount:
         self.allow_other = allow_other
         self.extra = extra
         self._notify_fn = notify
+        self.probe: Callable[[], None] | None = None
         self.core: RegistryFilesystem | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
@@ -168,8 +161,9 @@ class _Mount:
         self._check_libfuse()
         self._check_cache_dir()
         logs.log_to_fallback(self.options.cache_dir)  # a background mount without /dev/log
-        self.notify("STATUS=Checking the storage")
-        probe_storage(self.driver)
+        if self.probe is not None:
+            self.notify("STATUS=Checking the storage")
+            self.probe()
         with _SignalThread(self._on_signal):
             self.core = build_core(self.driver, self.options)
             ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy)
