@@ -416,6 +416,9 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
     if not cfg.mount.foreground:
         _setup_logging(cfg.mount.log_level, cfg)
+        if not cfg.mount.log_file and not logs.syslog_available():
+            log.warning("no syslog socket (/dev/log): the mount logs to %s",
+                        os.path.join(cfg.fs.cache_dir, logs.FALLBACK_NAME))
         return _background(argv, cfg)
     child = bool(args.daemon_child)
     # a background child's warnings were printed by its parent, which has the terminal

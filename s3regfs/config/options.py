@@ -432,7 +432,8 @@ _OPTIONS = [
         "mount",
         parse_optional_path,
         "none",
-        "append logs to this file (default: stderr; background mounts: syslog)",
+        "append logs to this file, with timestamps, besides stderr (default: stderr only; background mounts: "
+        "syslog, or cache_dir/s3regfs.log without /dev/log); follows logrotate, reopened on SIGHUP",
     ),
     Option(
         "mount_timeout",

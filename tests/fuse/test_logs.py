@@ -71,6 +71,7 @@ def test_a_background_mount_without_a_syslog_socket_logs_to_a_file_in_the_cache_
     fallback = cache / logs.FALLBACK_NAME
     try:
         assert done.returncode == 0, done.stderr
+        assert f"no syslog socket (/dev/log): the mount logs to {fallback}" in done.stderr  # said before detaching
         wait_for(lambda: fallback.exists() and "mounted" in fallback.read_text(), 30, "the mount's line")
         first = fallback.read_text().splitlines()[0]
         assert "/dev/log" in first and str(fallback) in first, first
