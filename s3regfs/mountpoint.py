@@ -5,6 +5,8 @@ failure is a :class:`~s3regfs.errors.UserError` that names the cause and the
 fix), the parsing of ``/proc/self/mountinfo``, and the one way we unmount
 (``fusermount3 -u [-z]``, ``umount [-l]`` as root when fusermount3 is missing).
 
+An *automount point* (an ``autofs`` mount, as ``x-systemd.automount`` makes)
+is mounted on, not refused: systemd's automount expects the mount on top of it.
 A *stale* mount point ("Transport endpoint is not connected": the FUSE daemon
 died without unmounting) of type ``fuse.s3regfs`` is detached lazily and
 reused: nothing is served there any more, so nothing can be lost.  A stale
@@ -30,6 +32,7 @@ from s3regfs.errors import UserError
 log = logging.getLogger(__name__)
 
 FSTYPE = "fuse.s3regfs"
+AUTOFS = "autofs"
 MOUNTINFO = "/proc/self/mountinfo"
 _STALE = (errno.ENOTCONN, errno.ECONNABORTED)
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -121,6 +124,11 @@ def prepare(requested: str) -> str:
     if not stat.S_ISDIR(st.st_mode):
         raise _error(f"mount point {path} is not a directory; mount on an empty directory")
     entry = mounted_at(path)
+    if entry is not None and entry.fstype == AUTOFS:
+        # An automount point (x-systemd.automount): the automount unit triggered the mount unit that runs us, and
+        # expects the mount on top of its autofs mount. Never list it: that would wait for this very mount.
+        log.debug("%s is an automount point (autofs from %s); mounting on top of it", path, entry.source)
+        return path
     if entry is not None and _is_stale(path, entry):
         return _clear_stale(path)
     if entry is not None:
