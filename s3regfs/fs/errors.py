@@ -22,6 +22,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from s3regfs.driver.errors import (
+    CredentialPairError,
     DriverError,
     DriverErrors,
     FilledBuffer,
@@ -178,6 +179,7 @@ _TABLE: tuple[tuple[type[BaseException], int | Resolver, str], ...] = (
     (WriterStateError, errno.EIO, "an upload in the wrong state (already closed/committed/cancelled)"),
     (DriverErrors, errno.EIO, "several per-key failures (e.g. a partial delete)"),
     (DriverError, _driver_error_errno, "EIO, refined by its cause (next table)"),
+    (CredentialPairError, errno.EINVAL, "half a key pair (a configuration error, refused at start)"),
     (ParameterError, errno.EINVAL, "a bad driver parameter"),
     (InvalidStorageDriverError, errno.EIO, "no such driver (configuration)"),
     (SkipDir, errno.EIO, "a walk signal that escaped (a bug)"),
