@@ -416,7 +416,8 @@ _OPTIONS = [
         "fs",
         parse_optional_seconds,
         "none",
-        "lifetime of the user.s3regfs.url xattr URLs; none = the driver/middleware default",
+        "lifetime of the user.s3regfs.url xattr URLs; none = the driver/middleware default; S3 presigned URLs "
+        "(no cloudfront middleware) live at most 168h (7 days), longer is refused",
     ),
     Option(
         "allow_other",

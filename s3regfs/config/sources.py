@@ -43,12 +43,14 @@ from s3regfs.config.model import (
     CLI_DRIVERS,
     DEFAULT_DRIVER,
     S3_DRIVERS,
+    S3_PRESIGN_MAX,
     SECRET_PARAMETERS,
     Config,
     DriverConfig,
     MiddlewareConfig,
     MountConfig,
     parameter_error,
+    presigns_with_s3,
 )
 from s3regfs.config.options import (
     FUSE_FLAGS,
@@ -500,7 +502,15 @@ def _build(
     for var in SECRET_ENV:
         logs.add_secret(env.get(var))
     _validate_parameters(driver)
-    return Config(driver, middleware, fs, mount, config_file, dict(into.option_sources))
+    config = Config(driver, middleware, fs, mount, config_file, dict(into.option_sources))
+    if fs.url_duration is not None and fs.url_duration > S3_PRESIGN_MAX and presigns_with_s3(config):
+        raise UserError(
+            f"{into.option_sources['url_duration']}: url_duration={_shown(into.options['url_duration'])}: S3 "
+            "presigned URLs live at most 7 days (168h); use 168h or less, or configure middleware cloudfront "
+            "for longer URLs",
+            exitcodes.CONFIG,
+        )
+    return config
 
 
 def _oci_view_options(fs_kwargs: dict[str, Any], into: _Layered) -> None:
