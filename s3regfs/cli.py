@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from s3regfs import __version__, config, credentials, exitcodes, logs, mountargs, secretpipe, systemd
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
+from s3regfs.middleware.ipfilter import parse_client_ip
 
 log = logging.getLogger("s3regfs")
 
@@ -51,7 +52,9 @@ URL_EXAMPLES = """\
 examples:
   s3regfs url --config /etc/docker/registry/config.yml /docker/registry/v2/blobs/sha256/ab/ab12.../data
   s3regfs url --duration 1h -o bucket=registry,region=us-east-1 /docker/registry/v2/repositories/app/_layers
-prints the CloudFront-signed URL when middleware cloudfront is configured, else the S3 presigned URL.
+  s3regfs url --config config.yml --client-ip 203.0.113.7 /docker/registry/v2/blobs/sha256/ab/ab12.../data
+prints the CloudFront-signed URL when middleware cloudfront is configured, else the S3 presigned URL
+(with ipfilteredby and --client-ip inside the AWS ranges: the S3 presigned URL, as the registry does).
 No mount and no network request are needed.
 """
 
@@ -191,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--method", default="GET", choices=("GET", "HEAD"), help="HTTP method to sign (default: GET)"
+    )
+    p.add_argument(
+        "--client-ip", metavar="ADDR", help="the client's address, for cloudfront ipfilteredby (as the registry "
+        "does per request): clients inside the AWS ranges get the S3 URL"
     )
     _common(p)
 
@@ -466,9 +473,11 @@ def cmd_url(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data",
             exitcodes.USAGE,
         )
+    if args.client_ip is not None and parse_client_ip(args.client_ip) is None:
+        raise UserError(f"--client-ip {args.client_ip}: not an IP address; use e.g. 203.0.113.7", exitcodes.USAGE)
     driver = config.build_driver(cfg)
     try:
-        url = driver.redirect_url(args.method, args.path, expires_in=expires)
+        url = driver.redirect_url(args.method, args.path, client_ip=args.client_ip, expires_in=expires)
     except InvalidPathError:
         raise UserError(
             f"{args.path}: not a driver path; use e.g. /docker/registry/v2/...", exitcodes.USAGE

@@ -242,6 +242,8 @@ def test_option_defaults_are_the_middlewares(build: Any) -> None:
     assert filtered.ip_filter is not None
     assert parse_duration(default["updatefrequency"]) == filtered.ip_filter.update_frequency
     assert default["iprangesurl"] == filtered.ip_filter.url
+    assert build.fetched == []  # fetched only once a client address is asked about
+    assert not filtered.ip_filter.eligible("192.0.2.1")
     assert build.fetched == [default["iprangesurl"]]
 
 

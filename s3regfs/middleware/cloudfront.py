@@ -46,8 +46,9 @@ Deliberate deviations from upstream:
   so a signed URL can never point outside the bucket key space.
 * **The unsupported-driver warning** ("the CloudFront middleware does not
   support this backend storage driver") is logged once, not on every call.
-* **The IP filter** (see :mod:`s3regfs.middleware.ipfilter`) fetches with a
-  timeout and bounds the initial wait, and is stopped by :meth:`close`.
+* **The IP filter** (see :mod:`s3regfs.middleware.ipfilter`) fetches lazily (at the first URL asked
+  for a client address, never for the xattr), with a timeout, bounds the initial wait, and is stopped
+  by :meth:`close`.
 * ``expires_in`` (seconds) passed to ``redirect_url`` overrides ``duration``
   (upstream v3 ignores expiry options).
 """

@@ -16,11 +16,14 @@ CloudFront one.
   failed fetch or parse logs a warning and keeps the last good sets.
   Until one fetch has succeeded the filter is *not initialised* and no
   address is eligible (everything goes via CloudFront).
-* **Refresh.** A daemon thread fetches at once, then every
-  ``update_frequency`` seconds, until :meth:`AWSIPFilter.close`. The
-  constructor waits for that first attempt at most ``initial_wait`` seconds
-  (upstream waits without a bound), so a slow or unreachable endpoint delays
-  startup by at most that, and never blocks a later call.
+* **Refresh, lazily.** Nothing is fetched until the filter is first asked
+  about a client address (:meth:`AWSIPFilter.eligible` with an address, or
+  :meth:`AWSIPFilter.start`): a mount's xattr URLs have no client, so a mount
+  never fetches. Then a daemon thread fetches at once, and again every
+  ``update_frequency`` seconds, until :meth:`AWSIPFilter.close`. That first
+  call waits for the first attempt at most ``initial_wait`` seconds (upstream
+  fetches at start and waits without a bound), so a slow or unreachable
+  endpoint delays it by at most that, and never blocks a later call.
 * **Match.** An address with an IPv4 form (including IPv4-mapped IPv6) is
   tested against the IPv4 set, any other against the IPv6 set. The sets are
   stored collapsed and sorted, so a lookup is a bisection (upstream: a linear
@@ -174,15 +177,24 @@ class AWSIPFilter:
         self._initialized = False
         self._successes = 0
         self._attempts = 0
+        self.initial_wait = initial_wait
         self._stop = threading.Event()
         self._first_attempt = threading.Event()
         self._thread = threading.Thread(target=self._run, name="s3regfs-aws-ip-ranges", daemon=True)
-        self._thread.start()
-        if not self._first_attempt.wait(initial_wait):
+        self._started = False
+
+    def start(self) -> None:
+        """Start fetching (once; later calls return at once); wait for the first attempt at most ``initial_wait``."""
+        with self._lock:
+            if self._started or self._stop.is_set():
+                return
+            self._started = True
+            self._thread.start()
+        if not self._first_attempt.wait(self.initial_wait):
             log.warning(
                 "AWS IP ranges from %s not fetched within %.1fs; all clients use CloudFront until they are",
-                url,
-                initial_wait,
+                self.url,
+                self.initial_wait,
             )
 
     # -- state ----------------------------------------------------------------------
@@ -236,7 +248,8 @@ class AWSIPFilter:
 
     def close(self) -> None:
         """Stop the refresher thread (idempotent)."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=DEFAULT_FETCH_TIMEOUT + 1)
 
@@ -254,11 +267,15 @@ class AWSIPFilter:
         return _in(ranges, int(ip))
 
     def eligible(self, client_ip: str | None) -> bool:
-        """True when the client should bypass CloudFront: filter initialised and address inside."""
-        if client_ip is None or not self.initialized:
+        """True when the client should bypass CloudFront: filter initialised and address inside.
+
+        The first call with an address starts the fetching (:meth:`start`).
+        """
+        if client_ip is None:
             return False
         ip = parse_client_ip(client_ip)
         if ip is None:
             log.warning("cannot parse client address %r; using CloudFront", client_ip)
             return False
-        return self.contains(ip)
+        self.start()
+        return self.initialized and self.contains(ip)

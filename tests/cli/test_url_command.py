@@ -268,12 +268,47 @@ def test_awsregion_takes_colon_separated_regions_in_o_options(
             f"cloudfront.iprangesurl={server.url}"
         )
         done = run_url(
-            BLOB, "--log-level", "debug", "-o", s3_options(s3_server, s3_bucket), "-o", cloudfront,
-            env=credentials(s3_server),
+            BLOB, "--log-level", "debug", "--client-ip", "10.3.0.1", "-o", s3_options(s3_server, s3_bucket),
+            "-o", cloudfront, env=credentials(s3_server),
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{cdn.url}{ROOT}{BLOB}?Expires=")
     assert f"AWS IP ranges updated from {server.url}: 2 IPv4" in done.stderr, done.stderr
+
+
+def test_client_ip_applies_ipfilteredby_and_the_ranges_are_fetched_only_for_it(
+    s3_server: Any, s3_bucket: str, keypair: tuple[Path, bytes], cdn: CloudFrontServer, blob: bytes
+) -> None:
+    ranges = ip_ranges_document([("10.1.0.0/16", "us-east-1"), ("10.3.0.0/16", "ap-south-1")])
+    with IPRangesServer(ranges) as server:
+        cloudfront = (
+            f"cloudfront.baseurl={cdn.url},cloudfront.privatekey={keypair[0]},cloudfront.keypairid={KEY_ID},"
+            f"cloudfront.ipfilteredby=awsregion,cloudfront.awsregion=us-east-1,cloudfront.iprangesurl={server.url}"
+        )
+        options = ("-o", s3_options(s3_server, s3_bucket), "-o", cloudfront)
+
+        no_client = printed_url(run_url(BLOB, *options, env=credentials(s3_server)))
+        assert no_client.startswith(f"{cdn.url}{ROOT}{BLOB}?Expires=")
+        assert server.hits == 0  # no client address: the ranges are not needed, so not fetched
+
+        inside = printed_url(run_url(BLOB, "--client-ip", "10.1.2.3", *options, env=credentials(s3_server)))
+        assert server.hits == 1
+        assert inside.startswith(f"{s3_server.endpoint}/{s3_bucket}/{ROOT}{BLOB}?"), inside  # inside AWS: S3
+        assert "X-Amz-Signature" in query(inside)
+        status, body = download(inside)
+        assert status == 200 and sha256(body) == sha256(blob)
+
+        for outside in ("10.3.0.1", "[2001:db8::1]:443", "192.0.2.7:5000"):
+            url = printed_url(run_url(BLOB, "--client-ip", outside, *options, env=credentials(s3_server)))
+            assert url.startswith(f"{cdn.url}{ROOT}{BLOB}?Expires="), (outside, url)
+        assert server.hits == 4
+
+        line = one_line_error(
+            run_url(BLOB, "--client-ip", "registry.example", *options, env=credentials(s3_server)),
+            exitcodes.USAGE,
+        )
+        assert "--client-ip registry.example: not an IP address" in line
+        assert server.hits == 4
 
 
 def test_upper_case_driver_paths_are_valid_and_the_error_says_which_characters_are(

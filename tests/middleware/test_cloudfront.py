@@ -509,9 +509,12 @@ def test_aws_clients_get_the_storage_url(make: Callable[..., CloudFrontMiddlewar
         inner=inner,
         fetch=fetch,
     )
-    assert urls == ["https://ranges.test/ip.json"]
+    assert urls == []  # fetched lazily: only once a URL is asked for a client address
+    assert (mw.redirect_url("GET", BLOB) or "").startswith("https://d111111abcdef8.cloudfront.net/")
+    assert urls == []
     s3_url = "https://bucket.s3.amazonaws.com/registry" + BLOB + "?X-Amz-Expires=1200"
     assert mw.redirect_url("GET", BLOB, client_ip="52.94.76.9") == s3_url
+    assert urls == ["https://ranges.test/ip.json"]
     assert mw.redirect_url("GET", BLOB, client_ip="2600:1f18::7", expires_in=60) == s3_url
     assert inner.redirects[-1] == ("GET", BLOB, "2600:1f18::7", 60)
     for outside in ("192.0.2.1", "2001:db8::1", None, "garbage"):

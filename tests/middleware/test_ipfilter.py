@@ -55,8 +55,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def test_ipv4_inside_and_outside(server: IPRangesServer, make_filter: Callable[..., AWSIPFilter]) -> None:
     f = make_filter(server.url, 3600)
-    assert f.initialized
+    assert not f.initialized and server.hits == 0  # nothing is fetched before a client address is asked about
+    assert not f.eligible(None) and server.hits == 0
     assert f.eligible("3.5.140.1")
+    assert f.initialized and server.hits == 1
     assert f.eligible("3.5.143.255")  # last address of the /22
     assert f.eligible("15.230.39.7")
     assert not f.eligible("3.5.144.0")  # first address after it
@@ -124,6 +126,7 @@ def test_invalid_cidrs_are_skipped(
     )
     with caplog.at_level(logging.WARNING, "s3regfs.middleware.ipfilter"):
         f = make_filter(server.url, 3600)
+        f.start()
     assert f.initialized
     assert f.eligible("52.94.76.1") and f.eligible("18.34.31.255") and f.eligible("2a05:d07a:a000::5")
     assert not f.eligible("10.0.0.1")
@@ -206,12 +209,14 @@ def test_injected_fetch_gets_the_configured_url(make_filter: Callable[..., AWSIP
         return json.dumps(DOC).encode()
 
     f = make_filter("https://ranges.example/ip.json", 3600, fetch=fetch)
-    assert seen == ["https://ranges.example/ip.json"]
+    assert seen == []
     assert f.eligible("3.5.140.1")
+    assert seen == ["https://ranges.example/ip.json"]
 
 
 def test_close_stops_the_refresher(server: IPRangesServer) -> None:
     f = AWSIPFilter(server.url, 0.02)
+    f.start()
     wait_for(lambda: f.successes >= 2)
     f.close()
     # The refresher thread is the only fetcher: once it has exited, no fetch can happen.
