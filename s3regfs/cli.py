@@ -1,6 +1,6 @@
 """The ``s3regfs`` command: argument parsing, subcommands, errors and exit codes.
 
-Owns the command line (``mount``, ``url``, ``check``, ``uploads``, ``demo``),
+Owns the command line (``mount``, ``url``, ``check``, ``uploads``, ``status``, ``demo``),
 turning arguments into a :class:`~s3regfs.config.Config` through
 :func:`s3regfs.config.load` (no other module sees an ``argparse.Namespace``)
 and every expected failure into one line ``s3regfs: error: <cause>; <fix>``
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from s3regfs import __version__, config, credentials, exitcodes, logs, mountargs, secretpipe, systemd
+from s3regfs.config.options import split_address
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
 from s3regfs.middleware.ipfilter import parse_client_ip
@@ -76,6 +77,13 @@ in-progress multipart uploads under the driver's root (rootdirectory), as the re
 abort defaults to --older-than 168h, the registry's own upload-purging age.
 """
 
+STATUS_EXAMPLES = """\
+examples:
+  s3regfs status /mnt/registry          # uptime, uploads pending/in flight/failed, caches, S3 requests
+  s3regfs status --json /mnt/registry   # the same as JSON (the xattr user.s3regfs.status of the mount root)
+reads the running daemon's status from the mount itself: no configuration, no credentials, no S3 request.
+"""
+
 DEMO_EXAMPLES = """\
 examples:
   s3regfs demo                 # local S3 server, a small registry, CloudFront keys, mounted in a temporary dir
@@ -90,6 +98,7 @@ commands:
   url      print a signed URL for a path           s3regfs url --config config.yml /docker/registry/v2/...
   check    validate the config and reach the bucket s3regfs check --config config.yml
   uploads  list or abort in-progress uploads       s3regfs uploads list --older-than 24h
+  status   what a running mount is doing           s3regfs status /mnt/registry
   demo     try it with a local S3 server           s3regfs demo
 run 's3regfs COMMAND --help' for each command's options and examples; docs/CONFIGURATION.md lists every option.
 """
@@ -229,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="abort: show what would be aborted, abort nothing")
     _common(p)
+
+    p = sub.add_parser(
+        "status",
+        help="show what a running mount is doing",
+        epilog=STATUS_EXAMPLES,
+        description="Print the status of a running mount: configuration, uptime, uploads, caches, requests.",
+        formatter_class=_formatter,
+    )
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="the mount point of a running s3regfs mount")
+    p.add_argument("--json", action="store_true", help="print the status document as JSON")
+    _common(p, config_options=False)
 
     p = sub.add_parser(
         "demo",
@@ -435,6 +455,7 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     driver = config.build_driver(cfg)
     config.drop_secret_environ()  # the driver holds them now; the probe and fusermount3 must not inherit them
     log.debug("mounting %s on %s", _describe(cfg), mountpoint)
+    from s3regfs import status
     from s3regfs.mount import run_mount
 
     return run_mount(
@@ -446,6 +467,8 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
         extra_fuse_options=cfg.mount.fuse_kwargs() or None,
         notify=notify,
         probe=lambda: credentials.probe(cfg.driver, driver),  # refused credentials: their own line and exit code
+        metrics=split_address(cfg.mount.metrics) if cfg.mount.metrics else None,
+        settings=status.settings(cfg),
     )
 
 
@@ -519,6 +542,13 @@ def cmd_uploads(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return uploads.run(cfg, args.action, args.path, older_than, dry_run=args.dry_run, out=sys.stdout)
 
 
+def cmd_status(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from s3regfs import status
+
+    _setup_logging(getattr(args, "log_level", logs.DEFAULT_LEVEL))
+    return status.run(args.mountpoint, sys.stdout, as_json=args.json)
+
+
 def cmd_demo(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from s3regfs.demo import command as demo
 
@@ -532,6 +562,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
     "url": cmd_url,
     "check": cmd_check,
     "uploads": cmd_uploads,
+    "status": cmd_status,
     "demo": cmd_demo,
 }
 

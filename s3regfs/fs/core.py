@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
@@ -56,12 +56,14 @@ from s3regfs.fs.unlinking import Unlinker
 from s3regfs.fs.uploadgate import UploadGate
 from s3regfs.fs.writeback import Node, WriteContext
 
-__all__ = ["Attr", "RegistryFilesystem", "URL_XATTR", "RENAME_NOREPLACE", "RENAME_EXCHANGE"]
+__all__ = ["Attr", "RegistryFilesystem", "URL_XATTR", "STATUS_XATTR", "RENAME_NOREPLACE", "RENAME_EXCHANGE"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 URL_XATTR = "user.s3regfs.url"
+STATUS_XATTR = "user.s3regfs.status"
+"""On the mount root only, read-only: the mount's status as JSON (``s3regfs status``; docs/OPERATIONS.md)."""
 _KEEP = 0xFFFFFFFF  # chown's "leave unchanged" (-1 as an unsigned id)
 PUT_BUDGET_THRESHOLDS = 4
 """Single PUTs in flight hold at most this many ``stream_threshold``s of memory together."""
@@ -95,7 +97,7 @@ class RegistryFilesystem:
         self._paths = PathLocks()
         self._ns = Namespace(self.mount_time)
         self._overrides = Overrides()
-        self._resolver = Resolver(driver, self._ns, self._cache)
+        self._resolver = Resolver(driver, self._ns, self._cache, self._lister)
         self._attrs = Attributes(options, self._ns, self._resolver, self._cache, self._overrides)
         self._ctx = WriteContext(
             driver,
@@ -114,6 +116,8 @@ class RegistryFilesystem:
         )
         self._reading = ReadPath(driver, options, self._cache, self._pool, self._budget, self._datacache)
         self._closed = False
+        self.status_source: Callable[[], bytes] | None = None
+        """What the :data:`STATUS_XATTR` of the root answers (set by the mount; None: no such xattr)."""
 
     def _open_datacache(self) -> DataCache | None:
         opts = self.options
@@ -383,6 +387,8 @@ class RegistryFilesystem:
     # == xattrs ======================================================================================
 
     def getxattr(self, path: str, name: str) -> bytes:
+        if name == STATUS_XATTR and path == "/" and self.status_source is not None:
+            return self.status_source()
         if name != URL_XATTR:
             raise FsError(errno.ENODATA, f"{path}: no attribute {name}")
         url = self._url(path)
@@ -391,6 +397,7 @@ class RegistryFilesystem:
         return url.encode()
 
     def listxattr(self, path: str) -> list[str]:
+        """The URL of a file; never :data:`STATUS_XATTR` (read by name only: ``cp -a``/``rsync -X`` skip it)."""
         return [URL_XATTR] if self._url(path) is not None else []
 
     def _url(self, path: str) -> str | None:
@@ -425,6 +432,40 @@ class RegistryFilesystem:
         self._lister.forget_sessions_under("/")
         self.driver.drop_caches()
         return self._cache.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the core holds and does now (status, metrics): no request, each lock only for a moment.
+
+        ``pending`` are the open files with data not saved yet (those uploading included), ``in_flight``
+        the uploads running, ``lost`` the paths closed with data that could not be saved.
+        """
+        nodes = list({id(h.node): h.node for h in self._handles.all()}.values())
+        pending = sorted((n.path, n.size) for n in nodes if n.dirty and n.path is not None)
+        ledger = self._ctx.uploads
+        gate = self._ctx.gate
+        streaming, multipart, put_bytes = gate.in_use()
+        data = self._datacache
+        return {
+            "open_files": len(nodes),
+            "uploads": {
+                "pending": [{"path": p, "size": size} for p, size in pending],
+                "in_flight": [{"path": u.path, "size": u.size, "started": u.started} for u in ledger.in_flight()],
+                "committed": ledger.committed,
+                "bytes_committed": ledger.bytes_committed,
+                "failed": ledger.failed,
+                "recent_failures": [{"path": f.path, "error": f.error, "at": f.at} for f in ledger.recent_failures()],
+                "lost": self._ns.lost(),
+            },
+            "metadata_cache": {"entries": self._cache.entries(), "hits": self._cache.hits, "misses": self._cache.misses},
+            "data_cache": None if data is None else {
+                "bytes": data.total_bytes, "max_bytes": data.max_bytes, "hits": data.hits, "misses": data.misses,
+            },
+            "readahead": {"bytes_in_use": self._budget.used, "budget": self._budget.total},
+            "write_buffers": {
+                "put_bytes_in_use": put_bytes, "put_budget": gate.put_bytes,
+                "streaming_files": streaming, "multipart_uploads": multipart, "multipart_slots": gate.slots,
+            },
+        }
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Finish or fail every pending upload; True when no data was lost."""

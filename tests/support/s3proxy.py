@@ -12,8 +12,8 @@ Owns: one threaded proxy on loopback (:class:`S3Proxy`) that
   (:class:`ErrorReply`, e.g. :data:`SLOWDOWN`), a connection reset after part
   of the body (:class:`ResetMidBody`), a body shorter than its
   ``Content-Length`` (:class:`TruncateBody`), a stall (:class:`Stall`), a
-  delay (:class:`Delay`), a silent close (:class:`Drop`) or a rewritten body
-  (:class:`Rewrite`).  A rule targets
+  delay (:class:`Delay`), a hold until the test releases it (:class:`Hold`), a silent close
+  (:class:`Drop`) or a rewritten body (:class:`Rewrite`).  A rule targets
   operation names and/or a path regex, and fires on the Nth match, on a run
   of matches, or with a probability drawn from a seeded RNG;
 * goes away and comes back: :meth:`S3Proxy.down` closes the listening socket
@@ -132,6 +132,21 @@ class Delay(Fault):
 
 
 @dataclass(frozen=True)
+class Hold(Fault):
+    """Wait until the test calls :meth:`release` (or ``seconds`` passed), then forward and answer normally.
+
+    For looking at the client while a request is in flight (an upload held open), without guessing a delay.
+    """
+
+    seconds: float = 60.0
+    released: threading.Event = field(default_factory=threading.Event, compare=False)
+    arrived: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass(frozen=True)
 class Rewrite(Fault):
     """Forward, then answer with ``fn(body)`` instead of the body (``Content-Length`` fixed up).
 
@@ -157,7 +172,7 @@ class Rule:
 
     A request *matches* when its operation is in ``op`` (a name or a
     collection of names; ``None`` = any) and ``path`` (a regex searched in the
-    decoded ``/bucket/key`` path; ``None`` = any) is found.  Among the
+    decoded ``/bucket/key`` path, for a listing ``/bucket/<its prefix>``; ``None`` = any) is found.  Among the
     matching requests the first ``skip`` pass untouched; after that each
     match fires with ``probability`` (seeded RNG) until the rule has fired
     ``times`` times (``None`` = forever).  ``nth=N`` is shorthand for
@@ -209,6 +224,14 @@ def classify(method: str, target: str, headers: dict[str, str]) -> tuple[str, st
     and the decoded path of a path-style request; ``headers`` has lower-case names.
     """
     return operation(method, target, headers), urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+
+
+def _rule_path(op: str, target: str, path: str) -> str:
+    """What a rule's ``path`` is searched in: the path, or for a listing the bucket path and its prefix."""
+    if not op.startswith("List"):
+        return path
+    prefix = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query).get("prefix", [""])[0]
+    return path.rstrip("/") + "/" + prefix
 
 
 # -- records -----------------------------------------------------------------------------
@@ -442,7 +465,7 @@ class S3Proxy:
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = _read_body(reader, lower)
         op, path = classify(method, target, lower)
-        rec = self._arrived(op, method, path, len(body))
+        rec = self._arrived(op, method, path, len(body), _rule_path(op, target, path))
         try:
             return self._dispatch(conn, upstream, stopping, method, target, headers, body, rec)
         finally:
@@ -463,6 +486,11 @@ class S3Proxy:
             return False, upstream
         if isinstance(fault, Delay):
             stopping.wait(fault.seconds)
+        if isinstance(fault, Hold):
+            fault.arrived.set()
+            deadline = time.monotonic() + fault.seconds
+            while not (fault.released.wait(0.02) or stopping.is_set() or time.monotonic() > deadline):
+                pass
         upstream, resp = self._forward(upstream, method, target, headers, body)
         self._answered(rec, resp.status)
         if isinstance(fault, Drop):
@@ -474,12 +502,12 @@ class S3Proxy:
             upstream = None
         return keep, upstream
 
-    def _arrived(self, op: str, method: str, path: str, bytes_in: int) -> Record:
+    def _arrived(self, op: str, method: str, path: str, bytes_in: int, rule_path: str) -> Record:
         """Count the request and pick its fault (rules in order; the first that fires wins)."""
         with self._lock:
             fault = None
             for rule in self._rules:
-                if rule._decide(op, path) and fault is None:
+                if rule._decide(op, rule_path) and fault is None:
                     fault = rule.fault
             rec = Record(op, method, path, fault.label if fault else None, bytes_in, time.monotonic(), _fault=fault)
             st = self._stats[op]

@@ -11,8 +11,10 @@ when botocore's internals differ from what it expects:
 * the endpoint rule set evaluated once, not once per object key.
 
 It also maps the ``loglevel`` parameter onto the botocore/urllib3 loggers
-(:func:`configure_logging`), and tells which provider of the credential chain
-answered (:func:`credential_source`, from botocore's ``credentials.method``).
+(:func:`configure_logging`), tells which provider of the credential chain
+answered (:func:`credential_source`, from botocore's ``credentials.method``), and hands every
+HTTP attempt to the driver's :class:`~s3regfs.driver.observe.RequestEvents`
+(:func:`watch_requests`, from botocore's ``before-send``/``response-received`` events).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +32,7 @@ import botocore.utils
 from botocore.config import Config
 
 from s3regfs.driver.errors import CredentialPairError
+from s3regfs.driver.observe import Request, RequestEvents, outcome
 from s3regfs.driver.retry import RetryPolicy
 from s3regfs.driver.s3.params import S3Parameters
 
@@ -167,6 +171,49 @@ def _skip_unused_endpoint_params(client: Any) -> None:
     unused = {name for name in _PER_REQUEST_ENDPOINT_PARAMS if f'"ref": "{name}"' not in rules}
     if unused & definitions.keys():
         resolver._param_definitions = {k: v for k, v in definitions.items() if k not in unused}
+
+
+_UPLOAD_OPERATIONS = frozenset({"PutObject", "UploadPart"})
+"""The operations whose request body is object data (bytes written to S3)."""
+_attempt = threading.local()  # (start, body bytes) of the attempt this thread is sending
+
+
+def watch_requests(client: Any, events: RequestEvents) -> None:
+    """Hand every HTTP attempt of ``client`` to ``events`` (a retried call is one per attempt).
+
+    ``before-send`` and ``response-received`` run on the requesting thread, one attempt at a time,
+    so a thread-local holds the start.  With no observer in ``events`` each costs one truth test.
+    """
+
+    def before_send(request: Any, event_name: str = "", **_: Any) -> None:
+        if not events:
+            return None
+        sent = 0
+        if event_name.rsplit(".", 1)[-1] in _UPLOAD_OPERATIONS and request.body is not None:
+            sent = botocore.utils.determine_content_length(request.body) or 0
+        _attempt.started = (time.monotonic(), sent)
+        return None  # a value here would be taken as the response
+
+    def response_received(event_name: str = "", response_dict: Any = None, **_: Any) -> None:
+        started = getattr(_attempt, "started", None)
+        _attempt.started = None
+        if started is None or not events:
+            return
+        status = response_dict.get("status_code") if response_dict else None
+        result = outcome(status)
+        operation = event_name.rsplit(".", 1)[-1]
+        received = 0
+        if result == "ok" and operation == "GetObject":
+            try:
+                received = int(response_dict.get("headers", {}).get("content-length", 0))
+            except (TypeError, ValueError):
+                received = 0
+        sent = started[1] if result == "ok" else 0
+        events.emit(Request(operation, result, time.monotonic() - started[0], sent, received))
+
+    emitter = client.meta.events
+    emitter.register("before-send.s3", before_send, unique_id="s3regfs-observe-before-send")
+    emitter.register("response-received.s3", response_received, unique_id="s3regfs-observe-response")
 
 
 def _make_boto3_client(session: Any, **kwargs: Any) -> Any:
