@@ -5,9 +5,12 @@ background mode is the CLI's: it re-executes ``mount --foreground`` as a
 detached child and waits for that child's ``READY=1``):
 
 1. the mount point is checked (:mod:`s3regfs.mountpoint`: missing, not a
-   directory, already mounted, stale), then that the storage answers (the CLI's
+   directory, already mounted, stale), the metrics address bound (``-o metrics``,
+   :mod:`s3regfs.metrics`: a taken one is a UserError), then that the storage answers (the CLI's
    ``probe``: :func:`s3regfs.credentials.probe`, one LIST, refused credentials worded apart);
-2. the core and the adapter are built, and mfusepy runs the libfuse 3
+2. the core and the adapter are built, their observers attached (the status xattr of
+   :mod:`s3regfs.status` always; the metrics' request observer, FUSE hook and collector
+   with ``-o metrics``), and mfusepy runs the libfuse 3
    multi-threaded loop (``fsname``/``subtype`` ``s3regfs``; no ``hard_remove``: libfuse's
    ``.fuse_hidden*`` stand-in names let ``fstat`` reach unlinked open files, and the core
    keeps them out of listings and the bucket;
@@ -45,8 +48,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from s3regfs import exitcodes, logs, malloctune, mountpoint
+from s3regfs import exitcodes, logs, malloctune, mountpoint, status
 from s3regfs.driver.base import StorageDriver
+from s3regfs.driver.observe import RequestCounts, RequestEvents
 from s3regfs.driver.wrapper import DriverWrapper
 from s3regfs.errors import UserError
 from s3regfs.fs import operations
@@ -87,16 +91,21 @@ def run_mount(
     extra_fuse_options: dict[str, Any] | None = None,
     notify: Notify | None = None,
     probe: Callable[[], None] | None = None,
+    metrics: tuple[str, int] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> int:
     """Mount ``driver`` at ``mountpoint`` and serve until unmounted or signalled; the exit code.
 
     ``probe`` checks that the storage answers, after the mount point (the CLI's: one LIST, refused
-    credentials and an unreachable endpoint each a one-line UserError).
+    credentials and an unreachable endpoint each a one-line UserError).  ``metrics`` is where
+    ``/metrics`` is served (None: off); ``settings`` the configuration the status shows (no secrets).
     """
     if not foreground:
         raise ValueError("run_mount serves in the foreground; the CLI starts background mounts as a child")
     mount = _Mount(driver, options, mountpoint, allow_other, dict(extra_fuse_options or {}), notify)
     mount.probe = probe
+    mount.metrics_address = metrics
+    mount.settings = settings
     return mount.run()
 
 
@@ -144,6 +153,9 @@ class _Mount:
         self.extra = extra
         self._notify_fn = notify
         self.probe: Callable[[], None] | None = None
+        self.metrics_address: tuple[str, int] | None = None
+        self.settings: dict[str, Any] | None = None
+        self._metrics: Any = None  # s3regfs.metrics.Metrics, imported only when asked for
         self.core: RegistryFilesystem | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
@@ -161,12 +173,14 @@ class _Mount:
         self._check_libfuse()
         self._check_cache_dir()
         logs.log_to_fallback(self.options.cache_dir)  # a background mount without /dev/log
+        self._serve_metrics()
         if self.probe is not None:
             self.notify("STATUS=Checking the storage")
             self.probe()
         with _SignalThread(self._on_signal):
             self.core = build_core(self.driver, self.options)
-            ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy)
+            ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy,
+                                  on_operation=self._observe(self.core))
             threading.Thread(target=self._announce_ready, name="s3regfs-ready", daemon=True).start()
             self.notify(f"STATUS=Mounting {self.path}")
             try:
@@ -177,6 +191,37 @@ class _Mount:
             finally:
                 self._done.set()
         return self._finish()
+
+    def _serve_metrics(self) -> None:
+        """Bind ``/metrics`` before anything is mounted (a taken address is a UserError)."""
+        if self.metrics_address is None:
+            return
+        from s3regfs import metrics  # prometheus_client only for mounts that serve metrics
+
+        self._metrics = metrics.Metrics()
+        metrics.serve(self.metrics_address, self._metrics)
+        host, port = self.metrics_address
+        log.info("serving metrics at http://%s:%d/metrics", f"[{host}]" if ":" in host else host, port)
+
+    def _observe(self, core: RegistryFilesystem) -> Callable[[str, int], None] | None:
+        """Attach the status xattr and the metrics to ``core`` and the driver; the adapter's FUSE hook."""
+        events = _request_events(self.driver)
+        counts = None
+        if events is not None:
+            counts = RequestCounts()
+            events.add(counts)
+        address = None
+        if self.metrics_address is not None:
+            host, port = self.metrics_address
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reporter = status.Reporter(self.path, core.snapshot, config=self.settings, requests=counts, metrics=address)
+        core.status_source = reporter.render
+        if self._metrics is None:
+            return None
+        if events is not None:
+            events.add(self._metrics)
+        self._metrics.watch(core.snapshot, reporter.started)
+        return self._metrics.fuse_operation  # type: ignore[no-any-return]
 
     def _check_libfuse(self) -> None:
         major, minor = operations.libfuse_version()
@@ -348,6 +393,13 @@ class _Mount:
             self._notify_fn(message)
         except Exception as exc:  # noqa: BLE001 - a supervisor that went away must not stop the mount
             log.debug("notify %r failed: %s", message, exc)
+
+
+def _request_events(driver: StorageDriver) -> RequestEvents | None:
+    """The request events of the innermost driver (the s3 driver's); None for a driver without."""
+    inner = driver.unwrap() if isinstance(driver, DriverWrapper) else driver
+    events = getattr(inner, "requests", None)
+    return events if isinstance(events, RequestEvents) else None
 
 
 def _raise_readahead(device: str) -> None:

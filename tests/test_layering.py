@@ -98,6 +98,12 @@ def test_only_the_adapter_and_mount_import_mfusepy() -> None:
 
 
 
+def test_only_the_metrics_module_imports_prometheus_client() -> None:
+    """The driver and the fs layers hand what they see to observers and hooks; metrics.py turns it into metrics."""
+    others = [p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "metrics.py"]
+    assert _violations(others, ("prometheus_client",)) == []
+
+
 def test_the_benchmark_never_imports_the_tests() -> None:
     """bench/ stands on the package alone (its counting proxy is bench/countingproxy.py): no ``tests`` import."""
     bench = sorted((PACKAGE.parent / "bench").rglob("*.py"))
@@ -115,6 +121,8 @@ FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
     ("s3regfs.cli", "s3regfs.uploads"): "a subcommand, loaded when it runs",
     ("s3regfs.cli", "s3regfs.demo.command"): "a subcommand, loaded when it runs (SeaweedFS, the demo registry)",
     ("s3regfs.cli", "s3regfs.driver"): "`s3regfs url` only; other commands reach the driver through config",
+    ("s3regfs.cli", "s3regfs.status"): "`mount` (the settings it shows) and `status`: the fs core's xattr name",
+    ("s3regfs.mount", "s3regfs.metrics"): "prometheus_client, loaded only for a mount with -o metrics",
     ("s3regfs.config.model", "s3regfs.driver.factory"): "build_driver only; loading a configuration builds nothing",
     ("s3regfs.config.model", "s3regfs.driver.errors"): "build_driver only, with the factory",
     ("s3regfs.config.model", "s3regfs.middleware"): "only when the configuration has middleware (cryptography)",

@@ -84,6 +84,8 @@ class MountConfig:
     log_level: str = logs.DEFAULT_LEVEL
     log_file: str | None = None
     mount_timeout: float = 60.0
+    metrics: str | None = None
+    """``HOST:PORT`` where ``/metrics`` is served (Prometheus), or None (off)."""
     view: str = "raw"
     """What the mount shows: ``raw`` (the bucket) or ``oci`` (repositories as OCI layouts, docs/VIEWS.md)."""
     fuse_options: tuple[tuple[str, str | None], ...] = ()

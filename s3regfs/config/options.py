@@ -217,6 +217,24 @@ def parse_view(value: Any) -> str:
     return text
 
 
+def split_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port); OptionValueError if it is not one."""
+    host, sep, port = str(text).strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "/ ,"):
+        raise OptionValueError("not an address; use HOST:PORT, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)")
+    return host, int(port)
+
+
+def parse_optional_address(value: Any) -> str | None:
+    """``HOST:PORT`` to listen on, or ``none``/empty for off."""
+    if value is None or str(value).strip().lower() in ("", "none", "off"):
+        return None
+    host, port = split_address(str(value))
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_level(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in logs.LEVELS:
@@ -442,6 +460,14 @@ _OPTIONS = [
         parse_seconds,
         "1m0s",
         "how long a background mount (mount(8), fstab) waits for the mount to answer",
+    ),
+    Option(
+        "metrics",
+        "mount",
+        parse_optional_address,
+        "none",
+        "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464); none = off "
+        "(docs/OPERATIONS.md)",
     ),
     Option(
         "view",

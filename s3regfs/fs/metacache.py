@@ -218,6 +218,11 @@ class MetaCache:
                 for key in doomed:
                     cache.pop(key, None)
 
+    def entries(self) -> int:
+        """Attribute, listing and negative entries held now (expired ones until they are evicted)."""
+        with self._lock:
+            return len(self._attrs) + len(self._listings) + len(self._absent)
+
     def clear(self) -> list[str]:
         """Forget everything: the next lookup of any name asks the driver (SIGHUP, at any time).
 

@@ -5,7 +5,8 @@ the core, converts the result (``Attr`` → ``stat`` dict, listings with full
 attributes) and maps every exception through :func:`s3regfs.fs.errors.to_errno`
 into :class:`mfusepy.FuseOSError` (unknown exceptions become ``EIO`` and are
 logged with their traceback; nothing reaches mfusepy, which would answer
-``EINVAL``).  No driver calls, no caching, no retries, no mount lifecycle: the
+``EINVAL``).  That one place also tells the ``on_operation`` hook (the mount's
+metrics) each operation's name and errno (0 for success).  No driver calls, no caching, no retries, no mount lifecycle: the
 ``init``/``destroy`` callbacks are handed to hooks that :mod:`s3regfs.mount`
 provides, which also calls libfuse through :func:`exit_loop` and :func:`invalidate_paths`.
 
@@ -70,15 +71,21 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _errors_to_errno(method: _F) -> _F:
-    """Run ``method``; any exception becomes ``FuseOSError(to_errno(exc))``."""
+    """Run ``method``; any exception becomes ``FuseOSError(to_errno(exc))``; the hook hears of both."""
+    name = method.__name__.removesuffix("_with_offset")
 
     @functools.wraps(method)
     def translated(self: S3RegOperations, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the one place errors become errnos
             err = to_errno(exc, f"{method.__name__}{_shown(args)}")
+            if self._on_operation is not None:
+                self._on_operation(name, err)
             raise FuseOSError(err) from None
+        if self._on_operation is not None:
+            self._on_operation(name, 0)
+        return result
 
     return cast(_F, translated)
 
@@ -155,10 +162,12 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         *,
         on_init: Callable[[], None] | None = None,
         on_destroy: Callable[[], None] | None = None,
+        on_operation: Callable[[str, int], None] | None = None,
     ) -> None:
         self.core = core
         self._on_init = on_init
         self._on_destroy = on_destroy
+        self._on_operation = on_operation  # (operation, errno or 0): quick, never raises
         self._listings = _Listings()
 
     # -- lifecycle (hooks of s3regfs.mount) --------------------------------------------

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from s3regfs.driver.base import FileWriter, StorageDriver
 from s3regfs.driver.errors import ObjectChangedError, PathNotFoundError
@@ -45,6 +45,7 @@ from s3regfs.fs.metacache import Meta, Override
 from s3regfs.fs.options import FsOptions
 from s3regfs.fs.spill import SpillArea, SpillFile
 from s3regfs.fs.uploadgate import UploadGate
+from s3regfs.fs.uploadledger import UploadLedger
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class WriteContext:
     pool: ThreadPoolExecutor
     gate: UploadGate
     on_commit: Callable[[Node, str, Meta], None]
+    uploads: UploadLedger = field(default_factory=UploadLedger)
 
 
 class Node:
@@ -329,7 +331,8 @@ class Node:
                 return False
             path = self.path
             try:
-                self._upload(path)
+                with self.ctx.uploads.uploading(path, self.size):
+                    self._upload(path)
             except FsError:
                 raise
             except Exception as exc:
