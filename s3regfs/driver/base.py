@@ -36,6 +36,10 @@ every driver has them; numbered as in docs/DRIVERS.md):
 6. ``drop_caches()``: forget what the driver or a wrapper caches about the
    store (the reload on SIGHUP); a no-op for drivers that cache nothing;
    wrappers pass it through.
+7. ``stat_tree(path, limit)``: ``stat``, and for a directory holding at most
+   ``limit`` files (at any depth) those files' FileInfos, else ``None``;
+   the s3 driver answers both with one LIST (a lookup by path in one
+   request).  The default is ``stat`` alone.
 """
 
 from __future__ import annotations
@@ -261,6 +265,14 @@ class StorageDriver(abc.ABC):
     def multipart_uploads(self) -> MultipartUploads | None:
         """The driver's in-progress multipart uploads (extension 5), or ``None`` when it has none."""
         return None
+
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        """``stat(path)``, and every file below a directory of at most ``limit`` files (extension 7).
+
+        The second item is None when the driver cannot tell cheaply (this default), for a file,
+        and for a directory with more files than ``limit``.
+        """
+        return self.stat(path), None
 
     def drop_caches(self) -> None:
         """Forget what is cached about the store (extension 6); no-op by default."""

@@ -136,3 +136,7 @@ class CheckedDriver(DriverWrapper):
     def bucket_key(self, path: str) -> str | None:
         self._check(path, allow_root=True)
         return self.inner.bucket_key(path)
+
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        self._check(path, allow_root=True)
+        return self._call("stat_tree", lambda: self.inner.stat_tree(path, limit))

@@ -131,6 +131,17 @@ class InMemoryDriver(StorageDriver):
                 return FileInfo(path, 0, ZERO_TIME, True)
             raise PathNotFoundError(path)
 
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        """As the s3 driver's (one LIST): the files below a directory of at most ``limit`` files."""
+        with self._lock:
+            info = self.stat(path)
+            if not info.is_dir or path == "/":
+                return info, None
+            prefix = path + "/"
+            below = [FileInfo(key, len(node.data), node.mod_time, False, node.etag)
+                     for key, node in sorted(self._files.items()) if key.startswith(prefix)]
+        return info, (below if len(below) <= limit else None)
+
     def list_info(self, path: str) -> list[FileInfo]:
         prefix = "/" if path == "/" else path + "/"
         with self._lock:

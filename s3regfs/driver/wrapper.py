@@ -72,6 +72,9 @@ class DriverWrapper(StorageDriver):
     def multipart_uploads(self) -> MultipartUploads | None:
         return self.inner.multipart_uploads()
 
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        return self.inner.stat_tree(path, limit)
+
     def drop_caches(self) -> None:
         self.inner.drop_caches()
 

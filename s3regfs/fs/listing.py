@@ -150,6 +150,30 @@ class Lister:
         self.cache.put_listing(directory, entries, stamp)
         return dict(entries)
 
+    def learned_subtree(self, directory: str, files: list[FileInfo], stamp: float) -> None:
+        """Cache the listings of ``directory`` and every directory below it from all the files below it.
+
+        ``files`` is complete (a lookup's ``stat_tree``); the same name filter and clash rule as a listing.
+        """
+        listings: dict[str, Listing] = {directory: {}}
+        bad: list[str] = []
+        clash = False
+        for info in files:
+            rel = info.path[len(_prefix(directory)):] if info.path.startswith(_prefix(directory)) else ""
+            parts = rel.split("/")
+            if not all(name_ok(part) for part in parts):
+                bad.append(info.path)
+                continue
+            here = directory
+            for depth, part in enumerate(parts):
+                entries = listings.setdefault(here, {})
+                last = depth == len(parts) - 1
+                clash |= merge(entries, part, meta_of(info) if last else Meta(True, 0, 0.0))
+                here = _prefix(here) + part
+        self._warn(directory, bad, clash)
+        for path, entries in listings.items():
+            self.cache.put_listing(path, entries, stamp)
+
     def _warn(self, directory: str, bad: list[str], clash: bool) -> None:
         if len(self._warned) > _MAX_WARNED:
             self._warned.clear()

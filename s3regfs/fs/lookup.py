@@ -2,7 +2,8 @@
 
 Owns the lookup order of the core: the namespace tables first (open files, local directories,
 hidden names: :class:`~s3regfs.fs.namespace.Namespace`), then the metadata cache, then one
-``stat`` (whose answer, or absence, is cached).  Also the questions a removal or a rename asks
+``stat_tree`` (whose answer, or absence, is cached; for a small directory also the listings of its
+whole subtree, so the next lookups below it need no request).  Also the questions a removal or a rename asks
 the bucket: is a directory empty (:meth:`Resolver.check_empty`), are there keys below a file's
 name (:meth:`Resolver.check_no_dir`), and a file's current attributes
 (:meth:`Resolver.fresh_meta`).
@@ -20,20 +21,25 @@ from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.fs import paths
 from s3regfs.fs.errors import FsError
-from s3regfs.fs.listing import meta_of
+from s3regfs.fs.listing import Lister, meta_of
 from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
 from s3regfs.fs.namespace import DIR, Namespace
 
 log = logging.getLogger(__name__)
 
+SUBTREE_LIMIT = 32
+"""A cold lookup of a directory with at most this many files below it learns them all (``stat_tree``:
+one LIST on s3): a registry blob's ``<hex>/data``, a tag's links; so a lookup by path needs one request."""
+
 
 class Resolver:
     """Path → Meta through the namespace, the metadata cache and the driver."""
 
-    def __init__(self, driver: StorageDriver, namespace: Namespace, cache: MetaCache) -> None:
+    def __init__(self, driver: StorageDriver, namespace: Namespace, cache: MetaCache, lister: Lister) -> None:
         self.driver = driver
         self._ns = namespace
         self._cache = cache
+        self._lister = lister
 
     def lookup_local(self, path: str) -> Meta | None:
         """What this mount knows about ``path`` without a request: Meta, ABSENT, or None."""
@@ -57,12 +63,14 @@ class Resolver:
         if meta is None:
             asked = self._cache.now()
             try:
-                info = self.driver.stat(path)
+                info, below = self.driver.stat_tree(path, SUBTREE_LIMIT)
             except PathNotFoundError:
                 self._cache.put_absent(path, asked)
                 return None
             meta = meta_of(info)
             self._cache.put(path, meta, asked)
+            if below is not None:
+                self._lister.learned_subtree(path, below, asked)
         return meta, False
 
     def resolve(self, path: str) -> tuple[Meta, bool]:

@@ -242,6 +242,9 @@ class OciView(DriverWrapper):
     def walk(self, path: str, fn: WalkFn, start_after_hint: str = "") -> None:
         walk_fallback(self, path, fn, start_after_hint)
 
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        return self.stat(path), None  # the view's own stat: never the inner driver's paths
+
     def redirect_url(
         self, method: str, path: str, *, client_ip: str | None = None, expires_in: float | None = None
     ) -> str | None:

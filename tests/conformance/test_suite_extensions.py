@@ -1,4 +1,5 @@
-"""Conformance: redirect_url (docs/DRIVERS.md §T1) and the s3regfs extensions read_range, list_info, bucket_key."""
+"""Conformance: redirect_url (docs/DRIVERS.md §T1) and the s3regfs extensions read_range, list_info, bucket_key,
+stat_tree."""
 
 from __future__ import annotations
 
@@ -133,3 +134,49 @@ def test_bucket_key(driver_case: DriverCase) -> None:
         assert [o["Key"] for o in listed.get("Contents", [])] == [key]
     finally:
         delete_path(driver, "/bk")
+
+
+def test_stat_tree_agrees_with_stat_and_walk(driver: StorageDriver) -> None:
+    """Extension 7: stat_tree is stat, plus the complete list of files below a small directory.
+
+    A file wins over keys below its name (as in stat); siblings sharing the name's prefix are no part
+    of it; a directory with more files than the limit gives no list; a missing name is not found.
+    """
+    root = "/" + random_path(12).strip("/").split("/")[0] + "tree"
+    files = [f"{root}/d/a", f"{root}/d/b/c", f"{root}/d/b/e/f", f"{root}/d-1", f"{root}/d.x", f"{root}/d0",
+             f"{root}/f", f"{root}/f/under", f"{root}/big/1", f"{root}/big/2", f"{root}/big/3"]
+    put_all(driver, files)
+    try:
+        info, below = driver.stat_tree(f"{root}/d", 8)
+        assert info == driver.stat(f"{root}/d") and info.is_dir
+        assert below is not None  # inmemory and s3 answer it (a driver with only the default gives None)
+        walked: list[str] = []
+        driver.walk(f"{root}/d", lambda i: walked.append(i.path) if not i.is_dir else None)
+        assert sorted(i.path for i in below) == sorted(walked) == [f"{root}/d/a", f"{root}/d/b/c", f"{root}/d/b/e/f"]
+        for entry in below:
+            assert entry == driver.stat(entry.path)
+        info, below = driver.stat_tree(f"{root}/f", 8)
+        assert info == driver.stat(f"{root}/f") and not info.is_dir and below is None
+        info, below = driver.stat_tree(f"{root}/d/a", 8)
+        assert info == driver.stat(f"{root}/d/a") and below is None
+        assert driver.stat_tree(f"{root}/big", 2) == (driver.stat(f"{root}/big"), None)
+        with pytest.raises(PathNotFoundError):
+            driver.stat_tree(f"{root}/d-", 8)
+        with pytest.raises(PathNotFoundError):
+            driver.stat_tree(f"{root}/missing", 8)
+    finally:
+        delete_path(driver, root)
+
+
+def test_stat_tree_past_siblings_that_fill_the_answer(driver: StorageDriver) -> None:
+    """Siblings sorting before ``name/`` (``name-1`` …) that fill the limit still give the right answer."""
+    root = "/" + random_path(12).strip("/").split("/")[0] + "sib"
+    put_all(driver, [f"{root}/n-{i}" for i in range(6)] + [f"{root}/n/x"] + [f"{root}/m-{i}" for i in range(6)])
+    try:
+        info, below = driver.stat_tree(f"{root}/n", 3)
+        assert info.is_dir and info == driver.stat(f"{root}/n")
+        assert below is None or [i.path for i in below] == [f"{root}/n/x"]  # None: past the limit in byte order
+        with pytest.raises(PathNotFoundError):
+            driver.stat_tree(f"{root}/m", 3)
+    finally:
+        delete_path(driver, root)

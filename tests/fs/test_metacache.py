@@ -349,3 +349,40 @@ def test_walk_ahead_on_a_flat_key_order_walk(make_fs) -> None:  # type: ignore[n
     assert seen == expected
     assert m.driver.count("stat") == 0
     assert store.walks <= 60 // 7 + 3
+
+
+def test_a_cold_lookup_by_path_learns_a_small_directory_in_the_same_request(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """``stat`` of blobs by their paths (no listing first): one lookup per new directory, none for ``data``.
+
+    The lookup of ``<hex>`` (a directory of one file) brings its listing along (``stat_tree``), so the
+    lookup of ``<hex>/data`` and a readdir of ``<hex>`` need no request; a larger directory does not.
+    """
+    m = make_fs(listing_walk_ahead=0)
+    blobs = [f"/v2/blobs/ab/{i:064x}/data" for i in range(40)]  # more files than a lookup brings along
+    for i, blob in enumerate(blobs):
+        m.put(blob, b"x" * (i + 1))
+    m.driver.reset()
+    for i, blob in enumerate(blobs):
+        parts = blob.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):  # the kernel looks up every component
+            attr = m.fs.getattr("/" + "/".join(parts[:depth]))
+        assert attr.size == i + 1
+    assert m.driver.count("stat") == 3 + len(blobs)  # v2, blobs, ab once; each <hex> once; data never
+    assert m.driver.count() == m.driver.count("stat")
+    assert m.fs.readdir(blobs[0].rsplit("/", 1)[0]) and m.driver.count("list_info") == 0
+    m.fs.readdir("/v2/blobs/ab")  # 40 files below: it was not brought along
+    assert m.driver.count("list_info") == 1
+
+
+def test_a_lookup_brings_along_the_whole_subtree_of_a_small_directory(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(listing_walk_ahead=0)
+    files = ["/repo/_manifests/tags/v1/current/link", "/repo/_manifests/tags/v1/index/sha256/ab/link",
+             "/repo/_layers/sha256/cd/link"]
+    for path in files:
+        m.put(path, b"sha256:x")
+    m.driver.reset()
+    assert m.fs.getattr("/repo").mode & 0o040000
+    for path in files:
+        assert m.fs.getattr(path).size == 8
+    assert sorted(name for name, _ in m.fs.readdir("/repo/_manifests/tags/v1")) == ["current", "index"]
+    assert m.driver.count() == 1  # the lookup of /repo, one request, answered everything below it

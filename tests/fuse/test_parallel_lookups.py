@@ -1,7 +1,9 @@
 """Lookups and listings in one directory run in parallel, and a slow request to S3 never holds up
 an answer the mount has cached (FUSE_CAP_PARALLEL_DIROPS; docs/SEMANTICS.md "Caching and consistency").
 
-Through a real mount whose requests pass a delaying proxy (HeadObject answered after a delay)."""
+Through a real mount whose requests pass a delaying proxy (a lookup's request answered after a delay:
+a LIST with the name as prefix, ``stat_tree``).  The directories hold more files than a lookup brings
+along, so that each name is looked up on its own."""
 
 from __future__ import annotations
 
@@ -25,16 +27,24 @@ def test_four_stats_of_uncached_names_in_one_directory_run_in_parallel(
     client = s3_server.client()
     for i in range(4):
         client.put_object(Bucket=s3_bucket, Key=f"d/n{i}", Body=b"x" * (i + 1))
+    _fill(client, s3_bucket)
     with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
         os.stat(mount.path / "d")  # the directory itself is known; its entries are not
-        proxy.add_rule(Rule(Delay(DELAY), op="HeadObject"))
+        lookups = Rule(Delay(DELAY), op="ListObjectsV2", path="/d/n[0-3]$")
+        proxy.add_rule(lookups)
         started = time.monotonic()
         with ThreadPoolExecutor(4) as pool:
             sizes = list(pool.map(lambda i: os.stat(mount.path / "d" / f"n{i}").st_size, range(4)))
         took = time.monotonic() - started
-        assert sizes == [1, 2, 3, 4]
-        print(f"4 parallel stats with HeadObject delayed {DELAY:g} s: {took:.2f} s")
+        assert sizes == [1, 2, 3, 4] and lookups.fired == 4
+        print(f"4 parallel stats, each lookup delayed {DELAY:g} s: {took:.2f} s")
         assert took < 2 * DELAY  # one delay, not four in a row
+
+
+def _fill(client: object, bucket: str) -> None:
+    """More files under d/ than a lookup of d brings along (fs/lookup.py SUBTREE_LIMIT)."""
+    for i in range(40):
+        client.put_object(Bucket=bucket, Key=f"d/sub/f{i:02d}", Body=b"")  # type: ignore[attr-defined]
 
 
 def _stat_missing(path: os.PathLike[str]) -> None:
@@ -51,19 +61,21 @@ def test_a_listing_is_not_held_up_by_a_slow_lookup_in_the_same_directory(
     client = s3_server.client()
     for name in ("a", "b"):
         client.put_object(Bucket=s3_bucket, Key=f"d/{name}", Body=b"data")
+    _fill(client, s3_bucket)
     with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
         os.stat(mount.path / "d")
-        proxy.add_rule(Rule(Delay(4 * DELAY), op="HeadObject", path="/d/missing"))
+        slow_lookup = Rule(Delay(4 * DELAY), op="ListObjectsV2", path="/d/missing$")
+        proxy.add_rule(slow_lookup)
         slow = threading.Thread(target=_stat_missing, args=(mount.path / "d" / "missing",))
         slow.start()
         deadline = time.monotonic() + 30
-        while not proxy.requests("HeadObject") and time.monotonic() < deadline:
+        while not slow_lookup.fired and time.monotonic() < deadline:
             time.sleep(0.01)  # poll until the slow lookup has reached S3
-        assert proxy.requests("HeadObject")
+        assert slow_lookup.fired
         started = time.monotonic()
         names = sorted(os.listdir(mount.path / "d"))
         took = time.monotonic() - started
         slow.join(60)
-        assert names == ["a", "b"]
+        assert names == ["a", "b", "sub"]
         print(f"ls beside a lookup delayed {4 * DELAY:g} s: {took:.2f} s")
         assert took < DELAY

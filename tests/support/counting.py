@@ -6,7 +6,7 @@ Tests assert request costs with it, e.g. "readdir + N getattr = 1 list_info and 
     ...
     assert driver.count("stat") == 0
 
-Writer methods are counted as ``writer.write``/``writer.commit``/``writer.cancel``/``writer.close``.
+``stat_tree`` (a lookup) is counted as ``stat``.  Writer methods are counted as ``writer.write``/``writer.commit``/``writer.cancel``/``writer.close``.
 Thread-safe.
 """
 
@@ -75,6 +75,10 @@ class CountingDriver(DriverWrapper):
     def stat(self, path: str) -> FileInfo:
         self._note("stat", path)
         return self.inner.stat(path)
+
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        self._note("stat", path)  # a lookup: one request, as stat (its subtree comes with it)
+        return self.inner.stat_tree(path, limit)
 
     def list(self, path: str) -> list[str]:
         self._note("list", path)

@@ -111,6 +111,10 @@ class FaultyDriver(DriverWrapper):
         self._check("stat", path)
         return self.inner.stat(path)
 
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        self._check("stat", path)  # a lookup fails as stat does
+        return self.inner.stat_tree(path, limit)
+
     def list(self, path: str) -> list[str]:
         self._check("list", path)
         return self.inner.list(path)

@@ -172,7 +172,7 @@ class Rule:
 
     A request *matches* when its operation is in ``op`` (a name or a
     collection of names; ``None`` = any) and ``path`` (a regex searched in the
-    decoded ``/bucket/key`` path; ``None`` = any) is found.  Among the
+    decoded ``/bucket/key`` path, for a listing ``/bucket/<its prefix>``; ``None`` = any) is found.  Among the
     matching requests the first ``skip`` pass untouched; after that each
     match fires with ``probability`` (seeded RNG) until the rule has fired
     ``times`` times (``None`` = forever).  ``nth=N`` is shorthand for
@@ -224,6 +224,14 @@ def classify(method: str, target: str, headers: dict[str, str]) -> tuple[str, st
     and the decoded path of a path-style request; ``headers`` has lower-case names.
     """
     return operation(method, target, headers), urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+
+
+def _rule_path(op: str, target: str, path: str) -> str:
+    """What a rule's ``path`` is searched in: the path, or for a listing the bucket path and its prefix."""
+    if not op.startswith("List"):
+        return path
+    prefix = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query).get("prefix", [""])[0]
+    return path.rstrip("/") + "/" + prefix
 
 
 # -- records -----------------------------------------------------------------------------
@@ -457,7 +465,7 @@ class S3Proxy:
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = _read_body(reader, lower)
         op, path = classify(method, target, lower)
-        rec = self._arrived(op, method, path, len(body))
+        rec = self._arrived(op, method, path, len(body), _rule_path(op, target, path))
         try:
             return self._dispatch(conn, upstream, stopping, method, target, headers, body, rec)
         finally:
@@ -494,12 +502,12 @@ class S3Proxy:
             upstream = None
         return keep, upstream
 
-    def _arrived(self, op: str, method: str, path: str, bytes_in: int) -> Record:
+    def _arrived(self, op: str, method: str, path: str, bytes_in: int, rule_path: str) -> Record:
         """Count the request and pick its fault (rules in order; the first that fires wins)."""
         with self._lock:
             fault = None
             for rule in self._rules:
-                if rule._decide(op, path) and fault is None:
+                if rule._decide(op, rule_path) and fault is None:
                     fault = rule.fault
             rec = Record(op, method, path, fault.label if fault else None, bytes_in, time.monotonic(), _fault=fault)
             st = self._stats[op]

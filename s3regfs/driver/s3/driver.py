@@ -89,6 +89,7 @@ from s3regfs.driver.retry import DEFAULT_POLICY, Deadline, RetryPolicy, deadline
 from s3regfs.driver.s3.aborts import PendingAborts
 from s3regfs.driver.observe import RequestEvents
 from s3regfs.driver.s3.client import configure_logging, credential_source, make_client, watch_requests
+from s3regfs.driver.s3 import lookup
 from s3regfs.driver.s3.errors import error_code, http_status, map_error
 from s3regfs.driver.s3.params import NO_STORAGE_CLASS, S3Parameters
 from s3regfs.driver.s3.reader import S3Reader, read_exact_range
@@ -269,6 +270,9 @@ class S3Driver(StorageDriver):
             raise map_error(path, exc) from exc
         raise PathNotFoundError(path)
 
+    def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
+        return lookup.stat_tree(self, path, limit)  # one LIST (extension 7)
+
     def _stat_by_listing(self, path: str, key: str) -> FileInfo | None:
         try:
             resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
@@ -292,7 +296,7 @@ class S3Driver(StorageDriver):
             if not resp.get("IsTruncated") or not token:
                 return
 
-    def _child_path(self, name_key: str) -> str | None:
+    def child_path(self, name_key: str) -> str | None:
         """The driver path of a listed key or common prefix, None if it is not a valid path."""
         path = self.key_to_path(name_key.rstrip("/") if name_key.endswith("/") else name_key)
         return path if PATH_RE.fullmatch(path) else None
@@ -311,7 +315,7 @@ class S3Driver(StorageDriver):
                     exists = True
                     if obj["Key"].endswith("/"):
                         continue  # a folder placeholder: makes the directory exist, is no child
-                    child = self._child_path(obj["Key"])
+                    child = self.child_path(obj["Key"])
                     if child is None:
                         log.debug("list %s: skipping key %r (not a valid path)", path, obj["Key"])
                         continue
@@ -322,7 +326,7 @@ class S3Driver(StorageDriver):
                     prefixes = self._nonempty_prefixes(prefixes)
                 for common in prefixes:
                     exists = True
-                    child = self._child_path(common)
+                    child = self.child_path(common)
                     if child is None:
                         log.debug("list %s: skipping prefix %r (not a valid path)", path, common)
                         continue
