@@ -52,6 +52,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("find", "`find -type f`, cold (boto3: one flat listing)", "s", False, "{:.2f}"),
     Metric("ls_lR", "`ls -lR` right after", "s", False, "{:.2f}"),
     Metric("stat", "`stat` of listed files", "s", False, "{:.3f}"),
+    Metric("lookup", "`stat` of files by path, fresh mount, no listing (boto3: HEAD loop)", "s", False, "{:.2f}"),
     Metric("rss_write", "peak RSS of the daemon, sequential write", "MiB", False),
     Metric("readers_mbps", "16 files read at once (aggregate)", "MB/s", True),
     Metric("readers_rss", "peak RSS of the daemon, 16 readers", "MiB", False),
@@ -415,6 +416,32 @@ def tree(ctx: Context, tool: Tool, rep: int, endpoint: str | None = None,
     return {"find": find_s, "ls_lR": ls_s, "stat": stat_s}
 
 
+def setup_lookup(ctx: Context) -> None:
+    """The tree of the ``tree`` group (put once, if that group has not)."""
+    if not getattr(ctx, "tree_keys", None):
+        setup_tree(ctx)
+
+
+def lookup(ctx: Context, tool: Tool, rep: int) -> dict[str, float]:
+    """``stat`` of ``stat_files`` files of the tree by their paths on a fresh mount, no listing first.
+
+    What a tool checking given digests does; boto3: a HeadObject loop over the same keys.
+    """
+    keys = stat_sample(ctx)
+    if isinstance(tool, Boto3Ceiling):
+        start = time.perf_counter()
+        for key in keys:
+            ctx.client.head_object(Bucket=ctx.tree_bucket, Key=key)
+        return {"lookup": time.perf_counter() - start}
+    tool.remount(ctx.tree_bucket, ctx.endpoint)
+    drop_caches()
+    paths = [os.path.join(str(tool.mountpoint), key) for key in keys]
+    start = time.perf_counter()
+    for path in paths:
+        os.stat(path)
+    return {"lookup": time.perf_counter() - start}
+
+
 # -- many readers at once -------------------------------------------------------------------
 
 
@@ -456,6 +483,7 @@ GROUPS: dict[str, tuple[Callable[[Context], None] | None, Callable[..., dict[str
     "rand": (setup_rand, rand, ("rand_cold", "rand_warm")),
     "small": (None, small, ("small_files",)),
     "tree": (setup_tree, tree, ("find", "ls_lR", "stat")),
+    "lookup": (setup_lookup, lookup, ("lookup",)),
     "readers": (setup_readers, readers, ("readers_mbps", "readers_rss")),
     "big": (None, big, ("big_write", "big_rss")),
 }
