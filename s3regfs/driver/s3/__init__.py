@@ -4,19 +4,19 @@ Modules: :mod:`.params` (parameter validation), :mod:`.client` (the boto3
 client and its tuning), :mod:`.errors` (the S3 error mapping), :mod:`.driver`
 (the StorageDriver), :mod:`.reader` (streams and exact ranged reads),
 :mod:`.writer` (the multipart FileWriter), :mod:`.aborts` (aborts retried in
-the background).
+the background), :mod:`.retries` (the retry policy from the parameters and the AWS settings).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from s3regfs.driver.retry import DEFAULT_POLICY
 from s3regfs.driver.base import UploadInfo
+from s3regfs.driver.s3.client import shared_session
 from s3regfs.driver.s3.driver import DRIVER_NAME, S3Driver
 from s3regfs.driver.s3.params import S3Parameters, from_parameters
+from s3regfs.driver.s3.retries import retry_policy
 
 __all__ = ["DRIVER_NAME", "S3Driver", "S3Parameters", "UploadInfo", "create", "from_parameters"]
 
@@ -24,4 +24,5 @@ __all__ = ["DRIVER_NAME", "S3Driver", "S3Parameters", "UploadInfo", "create", "f
 def create(parameters: Mapping[str, Any]) -> S3Driver:
     """Validate ``parameters`` and build the driver (unwrapped; the factory wraps it)."""
     params = from_parameters(parameters)
-    return S3Driver(params, retry=dataclasses.replace(DEFAULT_POLICY, deadline=float(params.retrydeadline)))
+    session = shared_session(params.profile)
+    return S3Driver(params, retry=retry_policy(params, session), session=session)

@@ -39,7 +39,7 @@ from s3regfs.driver.s3.params import S3Parameters
 MAX_POOL_CONNECTIONS = 64
 
 _session_lock = threading.Lock()
-_shared_session: Any = None
+_sessions: dict[str, Any] = {}  # profile ("" = the default chain's) -> its one shared boto3 Session
 
 
 def configure_logging(level: str) -> None:
@@ -81,7 +81,7 @@ _PROFILE_METHODS = frozenset(
 )
 
 
-def credential_source(client: Any) -> tuple[str, str] | None:
+def credential_source(client: Any, session: Any = None) -> tuple[str, str] | None:
     """(botocore's ``credentials.method``, a description without any secret) of ``client``; None if none.
 
     botocore resolves the credential chain when it creates the client, so this makes no request.
@@ -97,7 +97,7 @@ def credential_source(client: Any) -> tuple[str, str] | None:
     text = CREDENTIAL_METHODS.get(method, f"the credential provider {method}")
     if method in _PROFILE_METHODS:
         with _session_lock:
-            profile = getattr(_shared_session, "profile_name", None) or "default"
+            profile = getattr(session or _sessions.get(""), "profile_name", None) or "default"
         text += f", profile {profile}"
     return method, text
 
@@ -216,14 +216,23 @@ def watch_requests(client: Any, events: RequestEvents) -> None:
     emitter.register("response-received.s3", response_received, unique_id="s3regfs-observe-response")
 
 
+def shared_session(profile: str = "") -> Any:
+    """The one boto3 Session of AWS profile ``profile`` ("": the default, ``AWS_PROFILE``), shared by drivers."""
+    with _session_lock:
+        return _session_of(profile)
+
+
+def _session_of(profile: str) -> Any:
+    session = _sessions.get(profile)
+    if session is None:
+        session = _sessions[profile] = boto3.session.Session(profile_name=profile or None)
+    return session
+
+
 def _make_boto3_client(session: Any, **kwargs: Any) -> Any:
     """A boto3 S3 client; one shared boto3 Session (its loaded service model) serves every driver."""
-    global _shared_session
     with _session_lock:  # boto3 sessions are not safe for concurrent client creation
-        if session is None:
-            if _shared_session is None:
-                _shared_session = boto3.session.Session()
-            session = _shared_session
+        session = session or _session_of("")
         _use_fast_timestamps(session)
         return session.client("s3", **kwargs)
 
@@ -272,7 +281,7 @@ def make_client(
             session,
             endpoint_url=endpoint_url(p, endpoint),
             use_ssl=p.secure,
-            verify=False if p.skipverify else None,
+            verify=False if p.skipverify else (p.cabundle or None),  # None: AWS_CA_BUNDLE, ca_bundle, certifi
             config=config,
             **credentials,
         )

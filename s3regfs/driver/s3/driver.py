@@ -151,7 +151,7 @@ class S3Driver(StorageDriver):
 
     def credential_source(self) -> tuple[str, str] | None:
         """Where the client's credentials come from: (botocore's ``method``, a description); None if none."""
-        return credential_source(self.client)
+        return credential_source(self.client, self._session)
 
     def pool(self, kind: str) -> ThreadPoolExecutor:
         """The driver's thread pool ``kind`` (``writer``, ``copy``, ``reader``), created lazily."""

@@ -34,7 +34,16 @@ Deviations (listed in docs/SEMANTICS.md):
   silently falls back to the AWS credential chain;
 * ``retrydeadline`` (s3regfs only): seconds, 1–3600, default 120: the
   ``deadline`` of the retry policy (:mod:`s3regfs.driver.retry`), the longest
-  one backend call and its retries may take.
+  one backend call and its retries may take;
+* ``maxattempts`` (s3regfs only): attempts of one request, 0–100, default 0:
+  ``AWS_MAX_ATTEMPTS`` or the profile's ``max_attempts``, else 4
+  (:mod:`s3regfs.driver.s3.retries`);
+* ``profile`` (s3regfs only): the AWS shared-config profile (credentials,
+  ``max_attempts``, ``retry_mode``, ``ca_bundle``); one that is in neither
+  AWS file is an error naming it;
+* ``cabundle`` (s3regfs only): a PEM file of the CA certificates that verify
+  the endpoint's TLS certificate; one that cannot be read, or holds no
+  certificate, is an error naming it (and it contradicts ``skipverify``).
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ DEFAULT_PARTS_IN_FLIGHT = 4
 MAX_PARTS_IN_FLIGHT = 64
 DEFAULT_RETRY_DEADLINE = 120
 MAX_RETRY_DEADLINE = 3600
+MAX_ATTEMPTS = 100
 INT64_MAX = 2**63 - 1
 NO_STORAGE_CLASS = "NONE"
 
@@ -151,6 +161,9 @@ class S3Parameters:
     partsinflight: int = DEFAULT_PARTS_IN_FLIGHT
     verifyprefixes: bool = False
     retrydeadline: int = DEFAULT_RETRY_DEADLINE
+    maxattempts: int = 0
+    profile: str = ""
+    cabundle: str = ""
 
     def __repr__(self) -> str:
         shown = []
@@ -321,6 +334,9 @@ def from_parameters(parameters: Mapping[str, Any]) -> S3Parameters:
     values["retrydeadline"] = parse_int(
         "retrydeadline", p("retrydeadline"), DEFAULT_RETRY_DEADLINE, 1, MAX_RETRY_DEADLINE
     )
+    values["maxattempts"] = parse_int("maxattempts", p("maxattempts"), 0, 0, MAX_ATTEMPTS)
+    values["profile"] = _profile(p("profile"))
+    values["cabundle"] = _ca_bundle(p("cabundle"), values["skipverify"])
     values["accesskey"] = _string(p("accesskey"))
     values["secretkey"] = _string(p("secretkey"))
     if bool(values["accesskey"]) != bool(values["secretkey"]):
@@ -343,6 +359,37 @@ def _root_directory(value: Any) -> str:
                 "with plain names only (e.g. /registry)"
             )
     return root
+
+
+def _profile(value: Any) -> str:
+    """An AWS profile that exists in the AWS config or credentials file (botocore reads them)."""
+    name = _string(value).strip()
+    if not name:
+        return ""
+    import botocore.session
+
+    session = botocore.session.Session()
+    if name not in session.available_profiles:
+        files = f"{session.get_config_variable('config_file')} nor {session.get_config_variable('credentials_file')}"
+        raise ParameterError(f"the profile parameter {name}: no such AWS profile (neither {files} has it)")
+    return name
+
+
+def _ca_bundle(value: Any, skipverify: bool) -> str:
+    """A readable PEM file with at least one certificate; it contradicts ``skipverify``."""
+    path = _string(value).strip()
+    if not path:
+        return ""
+    if skipverify:
+        raise ParameterError(f"the cabundle parameter {path} contradicts skipverify=true (which verifies nothing)")
+    try:
+        with open(path, "rb") as f:
+            pem = f.read(1 << 22)
+    except OSError as exc:
+        raise ParameterError(f"the cabundle parameter {path} cannot be read ({exc.strerror or exc})") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ParameterError(f"the cabundle parameter {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return path
 
 
 def _storage_class(value: Any) -> str:
