@@ -443,10 +443,11 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
     if not cfg.mount.foreground:
         _setup_logging(cfg.mount.log_level, cfg)
-        if not cfg.mount.log_file and not logs.syslog_available():
-            log.warning("no syslog socket (/dev/log): the mount logs to %s",
+        code = _background(argv, cfg)
+        if code == exitcodes.OK and not cfg.mount.log_file and not logs.syslog_available():
+            log.warning("no syslog socket (/dev/log): the mount logs to %s",  # said once it is mounted
                         os.path.join(cfg.fs.cache_dir, logs.FALLBACK_NAME))
-        return _background(argv, cfg)
+        return code
     child = bool(args.daemon_child)
     # a background child's warnings were printed by its parent, which has the terminal
     _setup_logging(cfg.mount.log_level, cfg, warn=not child, syslog=child and not cfg.mount.log_file)
