@@ -3,8 +3,11 @@
 Owns the check steps and their one-line reports (``PASS``/``FAIL``/``SKIP``
 ``step: detail``): the driver chain is built, the credential source is shown
 (never a key), the root is listed, a probe object is written, read back and
-deleted (unless the mount is read-only), and a URL is signed (CloudFront when
-configured, else the S3 presigned URL).  The caller has already loaded the
+deleted (only with ``--write``, and never on a read-only mount), and a URL is
+signed (CloudFront when configured, else the S3 presigned URL).  Then the local
+side of a mount: FUSE (``/dev/fuse`` opens, or ``fusermount3`` can open it for
+a non-root user), ``user_allow_other`` in ``/etc/fuse.conf`` when a non-root
+user asks for ``allow_other``, and a writable ``cache_dir``.  The caller has already loaded the
 configuration (its failure is the first FAIL line).  Returns
 :data:`~s3regfs.exitcodes.CREDENTIALS` if the credentials were missing or
 refused, else :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
@@ -12,7 +15,10 @@ refused, else :data:`~s3regfs.exitcodes.CHECK_FAILED` if a step failed.
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import TextIO
 
@@ -21,6 +27,8 @@ from s3regfs.driver import PathNotFoundError, StorageDriver
 from s3regfs.errors import UserError
 
 PROBE_PREFIX = "/s3regfs-check-"
+DEVICE = "/dev/fuse"
+FUSE_CONF = "/etc/fuse.conf"
 
 
 def _line(exc: BaseException) -> str:
@@ -79,8 +87,8 @@ def _hint(exc: BaseException) -> str:
     return "check regionendpoint, region and the network"
 
 
-def run(cfg: config.Config, out: TextIO) -> int:
-    """Run every step; print one line each; return OK or CHECK_FAILED."""
+def run(cfg: config.Config, out: TextIO, *, write: bool = False) -> int:
+    """Run every step (the write probe only with ``write``); print one line each; return the exit code."""
     report = _Report(out, cfg)
     out.write(
         f"PASS  configuration: driver {cfg.driver.name}"
@@ -95,9 +103,17 @@ def run(cfg: config.Config, out: TextIO) -> int:
         params = cfg.driver.parameters
         return f"bucket {params['bucket']}" if "bucket" in params else f"{cfg.driver.name} driver ready"
 
-    if not report.step("driver", build):
-        return report.code
-    driver = report.driver = holder["driver"]
+    if report.step("driver", build):
+        _storage_steps(report, cfg, holder["driver"], write)
+    report.step("FUSE", _fuse)
+    if cfg.mount.allow_other:
+        report.step("allow_other", _allow_other)
+    report.step("cache directory", lambda: _cache_dir(cfg.fs.cache_dir))
+    return report.code
+
+
+def _storage_steps(report: _Report, cfg: config.Config, driver: StorageDriver, write: bool) -> None:
+    report.driver = driver
     try:
         source = credentials.describe(cfg.driver, driver)
         if source is not None:
@@ -106,6 +122,8 @@ def run(cfg: config.Config, out: TextIO) -> int:
         probe = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
         if cfg.read_only:
             report.skip("write probe", "read-only (ro): nothing is written")
+        elif not write:
+            report.skip("write probe", "not asked; --write writes, reads back and deletes a 64-byte object at the root")
         else:
             report.step(f"write, read and delete {probe}", lambda: _probe(driver, probe))
         label = "CloudFront URL" if cfg.middleware else "presigned URL"
@@ -115,7 +133,69 @@ def run(cfg: config.Config, out: TextIO) -> int:
             report.skip("URL", f"the {cfg.driver.name} driver hands out no URLs")
     finally:
         driver.close()
-    return report.code
+
+
+def _fuse() -> str:
+    """FUSE can mount for this user: /dev/fuse opens, or fusermount3 (setuid) opens it for a non-root user."""
+    if not os.path.exists(DEVICE):
+        raise UserError(f"{DEVICE} is missing; load the kernel module (modprobe fuse) or, in a container, pass the "
+                        "device (--device /dev/fuse --cap-add SYS_ADMIN)")
+    try:
+        os.close(os.open(DEVICE, os.O_RDWR | os.O_CLOEXEC))
+        why = ""
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    if os.geteuid() == 0:
+        if why:
+            raise UserError(f"{DEVICE} cannot be opened ({why}); check the device node (character device 10,229) "
+                            "and, in a container, its device rules")
+        return f"{DEVICE} opens read-write"
+    helper = shutil.which("fusermount3")
+    if helper is None:
+        raise UserError("fusermount3 is not installed; install the fuse3 package")
+    if not why:
+        return f"{DEVICE} opens read-write; {helper} mounts for this user"
+    if os.stat(helper).st_mode & 0o4000:
+        return f"{helper} is setuid root and opens {DEVICE} for this user"
+    raise UserError(f"{DEVICE} cannot be opened ({why}) and {helper} is not setuid root; reinstall the fuse3 "
+                    f"package (chmod u+s {helper}) or mount as root")
+
+
+def _allow_other() -> str:
+    """``allow_other`` for a non-root user needs ``user_allow_other`` in /etc/fuse.conf."""
+    if os.geteuid() == 0:
+        return "root may use allow_other without user_allow_other"
+    try:
+        with open(FUSE_CONF, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise UserError(f"{FUSE_CONF} cannot be read ({exc.strerror}); make it readable, or drop allow_other") from None
+    if any(line.split("#", 1)[0].strip() == "user_allow_other" for line in text.splitlines()):
+        return f"user_allow_other is set in {FUSE_CONF}"
+    raise UserError(f"allow_other is asked by a non-root user but {FUSE_CONF} has no user_allow_other; add the line "
+                    f"user_allow_other to {FUSE_CONF} (as root), or drop allow_other")
+
+
+def _cache_dir(path: str) -> str:
+    """``cache_dir`` is a writable directory, or can be created."""
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"cache_dir {path}: {existing} is not a directory; choose another cache_dir")
+    if existing == path:
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as exc:
+            raise UserError(f"cache_dir {path} is not writable ({exc.strerror}); make it writable for this user "
+                            "(chown) or choose another cache_dir") from None
+        return f"{path} is writable"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cache_dir {path} does not exist and {existing} is not writable; create it (mkdir -p "
+                        f"{path}, then chown it to this user) or choose another cache_dir")
+    return f"{path} does not exist yet; it will be created in {existing}"
 
 
 def _list(driver: StorageDriver) -> str:

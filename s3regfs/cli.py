@@ -63,8 +63,11 @@ CHECK_EXAMPLES = """\
 examples:
   s3regfs check --config /etc/docker/registry/config.yml
   s3regfs check -o bucket=registry,region=eu-west-1,ro
+  s3regfs check --write --config /etc/docker/registry/config.yml   # also write, read back and delete a probe
 prints one PASS/FAIL/SKIP line per step: configuration, driver, credentials (where they came from, never a key),
-list, write-and-delete probe (skipped with -o ro), URL signing. Exits non-zero when a step fails (8: credentials).
+list, write-and-delete probe (only with --write, never with -o ro), URL signing, then FUSE (/dev/fuse,
+fusermount3), allow_other (user_allow_other in /etc/fuse.conf) and the cache directory.
+Exits non-zero when a step fails (8: credentials).
 """
 
 UPLOADS_EXAMPLES = """\
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the configuration and the bucket, step by step.",
         formatter_class=_formatter,
     )
+    p.add_argument("--write", action="store_true", help="also write, read back and delete a probe object at the root")
     _common(p)
 
     p = sub.add_parser(
@@ -530,7 +534,7 @@ def cmd_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"FAIL  configuration: {exc}")
         return exc.exit_code
     _setup_logging(cfg.mount.log_level, cfg)
-    return check.run(cfg, sys.stdout)
+    return check.run(cfg, sys.stdout, write=args.write)
 
 
 def cmd_uploads(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -211,7 +211,7 @@ def test_url_with_a_bad_cloudfront_key_names_the_option(
 
 def test_check_passes_every_step_on_a_working_bucket(s3_driver_params: dict[str, Any]) -> None:
     option, env = split_params(s3_driver_params)
-    result = run("check", "-o", option, env=env)
+    result = run("check", "--write", "-o", option, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(":", 1)[0] for line in lines][:4] == [
@@ -226,7 +226,8 @@ def test_check_passes_every_step_on_a_working_bucket(s3_driver_params: dict[str,
     )
     assert lines[4].startswith("PASS  write, read and delete /s3regfs-check-")
     assert lines[5].startswith("PASS  presigned URL: http")
-    assert len(lines) == 6
+    assert lines[6].startswith("PASS  FUSE: /dev/fuse") and lines[7].startswith("PASS  cache directory: ")
+    assert len(lines) == 8
     driver = factory.create("s3", s3_driver_params)
     assert driver.list_info("/") == [] or all(
         not i.path.startswith("/s3regfs-check") for i in driver.list_info("/")
@@ -235,7 +236,7 @@ def test_check_passes_every_step_on_a_working_bucket(s3_driver_params: dict[str,
 
 def test_check_read_only_skips_the_write_probe(s3_driver_params: dict[str, Any]) -> None:
     option, env = split_params(s3_driver_params)
-    result = run("check", "-o", option + ",ro", env=env)
+    result = run("check", "--write", "-o", option + ",ro", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SKIP  write probe: read-only (ro): nothing is written" in result.stdout
 
