@@ -23,11 +23,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from s3regfs import __version__, config, credentials, exitcodes, logs, mountargs, secretpipe, systemd
+from s3regfs import __version__, config, credentials, exitcodes, installunit, logs, mountargs, secretpipe, systemd
 from s3regfs.config.options import split_address
 from s3regfs.durations import DurationError, parse_duration
 from s3regfs.errors import UserError
-from s3regfs.middleware.ipfilter import parse_client_ip
 
 log = logging.getLogger("s3regfs")
 
@@ -103,7 +102,8 @@ commands:
   uploads  list or abort in-progress uploads       s3regfs uploads list --older-than 24h
   status   what a running mount is doing           s3regfs status /mnt/registry
   demo     try it with a local S3 server           s3regfs demo
-run 's3regfs COMMAND --help' for each command's options and examples; docs/CONFIGURATION.md lists every option.
+  install-unit  the systemd unit and example config s3regfs install-unit --dry-run
+run 's3regfs COMMAND --help' for each command's options and examples.
 """
 
 
@@ -134,7 +134,7 @@ def _common(parser: argparse.ArgumentParser, *, config_options: bool = True) -> 
     )
     if not config_options:
         return
-    group = parser.add_argument_group("configuration (see docs/CONFIGURATION.md)")
+    group = parser.add_argument_group(f"configuration (every option: {installunit.docs_path('CONFIGURATION.md')})")
     group.add_argument(
         "--config",
         metavar="FILE",
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Mount a Docker/OCI registry's S3 bucket as a local directory.",
-        epilog=TOP_EXAMPLES,
+        epilog=TOP_EXAMPLES + f"documentation: {installunit.docs_path()} (every option: CONFIGURATION.md)\n",
         formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -269,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the whole demo non-interactively, verify what it shows, clean up and exit",
     )
+    _common(p, config_options=False)
+
+    p = sub.add_parser("install-unit", help="write the systemd unit (with this s3regfs's path) and the example config",
+                       description="Write s3regfs@.service, with the path of this s3regfs in ExecStart, to PREFIX/etc/"
+                       "systemd/system, and s3regfs.example.yml to PREFIX/etc/s3regfs unless it exists.")
+    p.add_argument("--prefix", metavar="DIR", default="/", help="write under DIR instead of / (default: /)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be written, write nothing")
     _common(p, config_options=False)
     return parser
 
@@ -481,45 +488,13 @@ def cmd_mount(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_url(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from s3regfs import urlcommand
+
     cfg = load_config(args)
     _setup_logging(cfg.mount.log_level, cfg)
     expires = parse_go_duration(args.duration, "--duration") if args.duration else None
-    if expires == 0:
-        raise UserError("--duration 0s: a URL must live longer than 0s; use e.g. 20m", exitcodes.USAGE)
-    if expires is not None and expires > config.S3_PRESIGN_MAX and config.presigns_with_s3(cfg):
-        raise UserError(
-            f"--duration {args.duration}: S3 presigned URLs live at most 7 days (168h); use --duration 168h "
-            "or less, or configure middleware cloudfront for longer URLs",
-            exitcodes.USAGE,
-        )
-    from s3regfs.driver import InvalidPathError, is_valid_path
-
-    if not is_valid_path(args.path):
-        raise UserError(
-            f"{args.path}: not a driver path; use an absolute path whose components are letters, digits, "
-            "'.', '_' and '-' (no '.' or '..' component), "
-            "e.g. /docker/registry/v2/blobs/sha256/ab/<digest>/data",
-            exitcodes.USAGE,
-        )
-    if args.client_ip is not None and parse_client_ip(args.client_ip) is None:
-        raise UserError(f"--client-ip {args.client_ip}: not an IP address; use e.g. 203.0.113.7", exitcodes.USAGE)
-    driver = config.build_driver(cfg)
-    try:
-        url = driver.redirect_url(args.method, args.path, client_ip=args.client_ip, expires_in=expires)
-    except InvalidPathError:
-        raise UserError(
-            f"{args.path}: not a driver path; use e.g. /docker/registry/v2/...", exitcodes.USAGE
-        ) from None
-    finally:
-        driver.close()
-    if not url:
-        raise UserError(
-            f"the {cfg.driver.name} driver hands out no URLs; use the s3 driver "
-            "(or configure middleware cloudfront)",
-            exitcodes.CONFIG,
-        )
-    print(url)
-    return exitcodes.OK
+    return urlcommand.run(cfg, args.path, expires=expires, duration=args.duration, method=args.method,
+                          client_ip=args.client_ip, out=sys.stdout)
 
 
 # -- check, uploads, demo (own modules) ------------------------------------------------
@@ -569,6 +544,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
     "uploads": cmd_uploads,
     "status": cmd_status,
     "demo": cmd_demo,
+    "install-unit": lambda args, argv: installunit.run(args.prefix, dry_run=args.dry_run, out=sys.stdout),
 }
 
 

@@ -120,7 +120,7 @@ FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
     ("s3regfs.cli", "s3regfs.check"): "a subcommand, loaded when it runs",
     ("s3regfs.cli", "s3regfs.uploads"): "a subcommand, loaded when it runs",
     ("s3regfs.cli", "s3regfs.demo.command"): "a subcommand, loaded when it runs (SeaweedFS, the demo registry)",
-    ("s3regfs.cli", "s3regfs.driver"): "`s3regfs url` only; other commands reach the driver through config",
+    ("s3regfs.cli", "s3regfs.urlcommand"): "a subcommand, loaded when it runs (the driver, the ip filter)",
     ("s3regfs.cli", "s3regfs.status"): "`mount` (the settings it shows) and `status`: the fs core's xattr name",
     ("s3regfs.mount", "s3regfs.metrics"): "prometheus_client, loaded only for a mount with -o metrics",
     ("s3regfs.config.model", "s3regfs.driver.factory"): "build_driver only; loading a configuration builds nothing",

@@ -282,7 +282,7 @@ def _apply_o(items: list[tuple[str, str | None]], into: _Layered) -> None:
             if value is None:
                 raise UserError(
                     f"{src}: unknown option, or a driver parameter without a value; write -o {key}=VALUE "
-                    "or see docs/CONFIGURATION.md for the options",
+                    "or see the options in CONFIGURATION.md (s3regfs --help says where it is)",
                     exitcodes.CONFIG,
                 )
             into.parameters[key] = value

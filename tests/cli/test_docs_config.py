@@ -132,6 +132,6 @@ def test_every_exit_code_is_documented() -> None:
     assert {cells[0]: int(code) for code, cells in rows.items()} == exitcodes.ALL
 
 
-@pytest.mark.parametrize("command", ["mount", "url", "check", "uploads list|abort", "status", "demo"])
+@pytest.mark.parametrize("command", ["mount", "url", "check", "uploads list|abort", "status", "demo", "install-unit"])
 def test_the_synopsis_lists_every_command(command: str) -> None:
     assert f"s3regfs {command}" in section("Command line")
