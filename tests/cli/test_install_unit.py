@@ -8,15 +8,12 @@ own ``s3regfs`` console script: the unit names that script and passes ``systemd-
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
 import sys
 import venv
 from pathlib import Path
-
-import pytest
 
 from s3regfs import exitcodes
 from tests.cli.test_systemd import verify
@@ -79,17 +76,6 @@ def test_an_unwritable_prefix_is_one_line(tmp_path: Path) -> None:
     assert "run as root, or give --prefix DIR" in lines[0]
 
 
-def _can_build_wheels() -> bool:
-    try:
-        import wheel  # noqa: F401
-    except ImportError:
-        import setuptools
-
-        return tuple(int(p) for p in setuptools.__version__.split(".")[:2]) >= (70, 1)
-    return True
-
-
-@pytest.mark.skipif(not _can_build_wheels(), reason="building the package needs the wheel package (pip install wheel)")
 def test_a_pip_installed_s3regfs_writes_its_own_path_and_points_at_its_installed_docs(tmp_path: Path) -> None:
     source = tmp_path / "source"
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
