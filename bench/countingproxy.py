@@ -134,24 +134,33 @@ class CountingProxy:
     def _forward(self, upstream: http.client.HTTPConnection | None, method: str, target: str,
                  headers: list[tuple[str, str]], body: bytes
                  ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send the request upstream (once more on a stale keep-alive connection); return the response."""
-        for attempt in range(2):
-            fresh = upstream is None
-            if upstream is None:
-                upstream = http.client.HTTPConnection(*self.upstream, timeout=self.upstream_timeout)
-            try:
-                upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    if name.lower() != "expect":
-                        upstream.putheader(name, value)
-                upstream.endheaders(body if body else None)
-                return upstream, upstream.getresponse()
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest):
-                upstream.close()
-                upstream = None
-                if fresh or attempt:
-                    raise
-        raise AssertionError("unreachable")
+        return forward(self.upstream, self.upstream_timeout, upstream, method, target, headers, body)
+
+
+def forward(address: tuple[str, int], timeout: float, upstream: http.client.HTTPConnection | None, method: str,
+            target: str, headers: list[tuple[str, str]], body: bytes
+            ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send a request to ``address`` unchanged (once more on a stale keep-alive ``upstream``).
+
+    Returns the connection (to reuse) and the response; ``Expect`` is dropped (the body is already read).
+    """
+    for attempt in range(2):
+        fresh = upstream is None
+        if upstream is None:
+            upstream = http.client.HTTPConnection(*address, timeout=timeout)
+        try:
+            upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                if name.lower() != "expect":
+                    upstream.putheader(name, value)
+            upstream.endheaders(body if body else None)
+            return upstream, upstream.getresponse()
+        except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError):
+            upstream.close()
+            upstream = None
+            if fresh or attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 class _Server(socketserver.ThreadingTCPServer):

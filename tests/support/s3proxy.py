@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from bench.countingproxy import classify as operation
+from bench.countingproxy import forward
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,7 @@ class S3Proxy:
             deadline = time.monotonic() + fault.seconds
             while not (fault.released.wait(0.02) or stopping.is_set() or time.monotonic() > deadline):
                 pass
-        upstream, resp = self._forward(upstream, method, target, headers, body)
+        upstream, resp = forward(self.upstream, self.upstream_timeout, upstream, method, target, headers, body)
         self._answered(rec, resp.status)
         if isinstance(fault, Drop):
             upstream.close()
@@ -529,29 +530,6 @@ class S3Proxy:
         with self._lock:
             rec.bytes_out += count
             self._stats[rec.op].bytes_out += count
-
-    def _forward(self, upstream: http.client.HTTPConnection | None, method: str, target: str,
-                 headers: list[tuple[str, str]], body: bytes
-                 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send the request upstream (retrying once on a stale keep-alive connection); return the response."""
-        for attempt in range(2):
-            fresh = upstream is None
-            if upstream is None:
-                upstream = http.client.HTTPConnection(*self.upstream, timeout=self.upstream_timeout)
-            try:
-                upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    if name.lower() != "expect":
-                        upstream.putheader(name, value)
-                upstream.endheaders(body if body else None)
-                return upstream, upstream.getresponse()
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest,
-                    BrokenPipeError):
-                upstream.close()
-                upstream = None
-                if fresh or attempt:
-                    raise
-        raise AssertionError("unreachable")
 
     def _relay(self, conn: socket.socket, resp: http.client.HTTPResponse, fault: Fault | None,
                stopping: threading.Event, rec: Record) -> bool:
