@@ -181,11 +181,8 @@ def setup_logging(
             handlers.append(_syslog_handler())
         except OSError:
             missing = True
+    remove_handlers()  # ours from an earlier call; others' handlers (pytest's) stay
     root = logging.getLogger()
-    while _installed:  # ours from an earlier call; others' handlers (pytest's) stay
-        old = _installed.pop()
-        root.removeHandler(old)
-        old.close()
     for handler in handlers:
         _install(handler)
     _syslog_missing = missing
@@ -193,6 +190,15 @@ def setup_logging(
     logging.captureWarnings(True)  # Python warnings become log records (prefixed, redacted) too
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.INFO if levelno <= logging.DEBUG else logging.WARNING)
+
+
+def remove_handlers() -> None:
+    """Remove and close the handlers :func:`setup_logging` installed (a command run in-process ends)."""
+    root = logging.getLogger()
+    while _installed:
+        old = _installed.pop()
+        root.removeHandler(old)
+        old.close()
 
 
 def _install(handler: logging.Handler) -> None:

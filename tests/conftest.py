@@ -6,7 +6,8 @@
 * ``s3_driver_params`` (function): parameters for ``factory.create("s3", ...)``
   on that bucket.
 
-Tests that use ``s3_server`` get the ``s3`` marker automatically.
+Tests that use ``s3_server`` get the ``s3`` marker automatically.  No logging handler that a
+command run in-process installed outlives its test.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:  # so that ``tests.support`` imports under plain ``pytest`` too
     sys.path.insert(0, _ROOT)
 
+from s3regfs import logs  # noqa: E402
 from s3regfs.demo.localserver import LocalS3Server  # noqa: E402
 from tests.support.s3server import BucketPool  # noqa: E402
 
@@ -32,6 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "s3_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.s3)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test() -> Iterator[None]:
+    """A command run in-process (``cli.main``) installs handlers on pytest's stream of that test."""
+    yield
+    logs.remove_handlers()
 
 
 @pytest.fixture(scope="session")

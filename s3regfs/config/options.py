@@ -155,7 +155,7 @@ def parse_uid(value: Any) -> int:
     if _is_name(value):
         try:
             return pwd.getpwnam(value.strip()).pw_uid
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL byte in the name
             raise OptionValueError("no such user; use a user name or a numeric uid") from None
     return _int(value, 0, MAX_ID)
 
@@ -165,7 +165,7 @@ def parse_gid(value: Any) -> int:
     if _is_name(value):
         try:
             return grp.getgrnam(value.strip()).gr_gid
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: a NUL byte in the name
             raise OptionValueError("no such group; use a group name or a numeric gid") from None
     return _int(value, 0, MAX_ID)
 

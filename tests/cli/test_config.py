@@ -688,3 +688,10 @@ def test_the_credential_variables_are_the_secret_ones(monkeypatch: pytest.Monkey
     config.drop_secret_environ()
     assert not [name for name in secret if name in os.environ]
     assert all(os.environ[name] == f"value-of-{name}" for name in plain)
+
+
+@pytest.mark.parametrize("option", ["uid", "gid"])
+def test_a_user_or_group_name_with_a_nul_byte_is_one_line(option: str) -> None:
+    """Found by the loader fuzz: ``S3REGFS_UID=\\x00`` made pwd raise ValueError past the option parser."""
+    message = str(error_of(env={f"S3REGFS_{option.upper()}": "a\x00b"}))
+    assert f"S3REGFS_{option.upper()}" in message and ("no such user" in message or "no such group" in message)
