@@ -430,6 +430,14 @@ _OPTIONS = [
         "keys of a subtree fetched with one flat listing during readdir (find/ls -R); 0 = off",
     ),
     Option(
+        "lookup_subtree",
+        "fs",
+        int_parser(0, 1000),
+        str(_fs_default("lookup_subtree")),
+        "a cold lookup of a directory with at most this many files below it learns them all in the same "
+        "LIST (stat by path: one request per new directory); at most 1000, 0 = off",
+    ),
+    Option(
         "url_duration",
         "fs",
         parse_optional_seconds,

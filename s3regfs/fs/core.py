@@ -97,7 +97,7 @@ class RegistryFilesystem:
         self._paths = PathLocks()
         self._ns = Namespace(self.mount_time)
         self._overrides = Overrides()
-        self._resolver = Resolver(driver, self._ns, self._cache, self._lister)
+        self._resolver = Resolver(driver, self._ns, self._cache, self._lister, options.lookup_subtree)
         self._attrs = Attributes(options, self._ns, self._resolver, self._cache, self._overrides)
         self._ctx = WriteContext(
             driver,

@@ -27,16 +27,15 @@ from s3regfs.fs.namespace import DIR, Namespace
 
 log = logging.getLogger(__name__)
 
-SUBTREE_LIMIT = 32
-"""A cold lookup of a directory with at most this many files below it learns them all (``stat_tree``:
-one LIST on s3): a registry blob's ``<hex>/data``, a tag's links; so a lookup by path needs one request."""
 
 
 class Resolver:
     """Path → Meta through the namespace, the metadata cache and the driver."""
 
-    def __init__(self, driver: StorageDriver, namespace: Namespace, cache: MetaCache, lister: Lister) -> None:
+    def __init__(self, driver: StorageDriver, namespace: Namespace, cache: MetaCache, lister: Lister,
+                 subtree: int) -> None:
         self.driver = driver
+        self._subtree = subtree  # FsOptions.lookup_subtree
         self._ns = namespace
         self._cache = cache
         self._lister = lister
@@ -63,7 +62,7 @@ class Resolver:
         if meta is None:
             asked = self._cache.now()
             try:
-                info, below = self.driver.stat_tree(path, SUBTREE_LIMIT)
+                info, below = self.driver.stat_tree(path, self._subtree)
             except PathNotFoundError:
                 self._cache.put_absent(path, asked)
                 return None

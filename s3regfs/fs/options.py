@@ -58,5 +58,9 @@ class FsOptions:
     # readdir fetches up to this many keys of the directory's whole subtree with one flat walk
     # (resumed as the traversal proceeds), so find/ls -R cost about one LIST per 1000 keys; 0 = off.
     listing_walk_ahead: int = 1000
+    # A cold lookup of a directory with at most this many files below it (at any depth) learns them
+    # all with the same request (the driver's stat_tree: one LIST on S3): a registry blob's
+    # <hex>/data, a tag's links, a whole fan-out directory of blobs; 0 = plain stat.
+    lookup_subtree: int = 256
     # xattr user.s3regfs.url lifetime override (seconds); None = the driver/middleware default.
     url_duration: float | None = None

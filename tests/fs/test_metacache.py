@@ -357,7 +357,7 @@ def test_a_cold_lookup_by_path_learns_a_small_directory_in_the_same_request(make
     The lookup of ``<hex>`` (a directory of one file) brings its listing along (``stat_tree``), so the
     lookup of ``<hex>/data`` and a readdir of ``<hex>`` need no request; a larger directory does not.
     """
-    m = make_fs(listing_walk_ahead=0)
+    m = make_fs(listing_walk_ahead=0, lookup_subtree=32)
     blobs = [f"/v2/blobs/ab/{i:064x}/data" for i in range(40)]  # more files than a lookup brings along
     for i, blob in enumerate(blobs):
         m.put(blob, b"x" * (i + 1))

@@ -17,21 +17,41 @@ from tests.support.mounts import proxied_s3_mount
 V2 = "docker/registry/v2"
 
 
-def test_stat_of_blobs_by_path_costs_one_list_per_new_directory_and_no_head(
-    mount_factory: MountFactory, s3_server: LocalS3Server, s3_bucket: str
-) -> None:
+def _blobs(s3_server: LocalS3Server, bucket: str) -> list[str]:
     client = s3_server.client()
     blobs = []
-    for i in range(40):  # more files than one lookup brings along, all in one fan-out directory
+    for i in range(40):  # all in one fan-out directory
         hexdigest = "ab" + hashlib.sha256(str(i).encode()).hexdigest()[2:]
         key = f"{V2}/blobs/sha256/ab/{hexdigest}/data"
-        client.put_object(Bucket=s3_bucket, Key=key, Body=b"x" * (i + 1))
+        client.put_object(Bucket=bucket, Key=key, Body=b"x" * (i + 1))
         blobs.append(key)
-    with proxied_s3_mount(mount_factory, s3_server, s3_bucket, verifyprefixes="false") as (mount, proxy):
+    return blobs
+
+
+def _stat_all(mount_factory: MountFactory, s3_server: LocalS3Server, bucket: str, blobs: list[str],
+              **options: str) -> dict[str, int]:
+    with proxied_s3_mount(mount_factory, s3_server, bucket, verifyprefixes="false", **options) as (mount, proxy):
         proxy.reset()
         sizes = [os.stat(mount.path / key).st_size for key in blobs]
         counts = proxy.counts()
         assert mount.unmount() == 0
-    assert sizes == [i + 1 for i in range(40)]
-    # docker, registry, v2, blobs, sha256, ab: once each; every <hex>: once, bringing data along
+    assert sizes == [i + 1 for i in range(len(blobs))]
+    return counts
+
+
+def test_stat_of_blobs_by_path_costs_one_list_per_new_directory_and_no_head(
+    mount_factory: MountFactory, s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    blobs = _blobs(s3_server, s3_bucket)
+    counts = _stat_all(mount_factory, s3_server, s3_bucket, blobs, lookup_subtree="32")
+    # 40 files are more than a lookup brings along here: docker, registry, v2, blobs, sha256, ab once
+    # each; every <hex> once, bringing its data along
     assert counts == {"ListObjectsV2": 6 + 40}, counts
+
+
+def test_a_directory_within_lookup_subtree_is_learned_whole_by_its_first_lookup(
+    mount_factory: MountFactory, s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    blobs = _blobs(s3_server, s3_bucket)
+    counts = _stat_all(mount_factory, s3_server, s3_bucket, blobs)  # lookup_subtree 256 (the default)
+    assert counts == {"ListObjectsV2": 1}, counts  # the lookup of /docker brought all 40 blobs along

@@ -28,7 +28,7 @@ def test_four_stats_of_uncached_names_in_one_directory_run_in_parallel(
     for i in range(4):
         client.put_object(Bucket=s3_bucket, Key=f"d/n{i}", Body=b"x" * (i + 1))
     _fill(client, s3_bucket)
-    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket, lookup_subtree=32) as (mount, proxy):
         os.stat(mount.path / "d")  # the directory itself is known; its entries are not
         lookups = Rule(Delay(DELAY), op="ListObjectsV2", path="/d/n[0-3]$")
         proxy.add_rule(lookups)
@@ -42,7 +42,7 @@ def test_four_stats_of_uncached_names_in_one_directory_run_in_parallel(
 
 
 def _fill(client: object, bucket: str) -> None:
-    """More files under d/ than a lookup of d brings along (fs/lookup.py SUBTREE_LIMIT)."""
+    """More files under d/ than a lookup of d brings along (the mounts here: lookup_subtree=32)."""
     for i in range(40):
         client.put_object(Bucket=bucket, Key=f"d/sub/f{i:02d}", Body=b"")  # type: ignore[attr-defined]
 
@@ -62,7 +62,7 @@ def test_a_listing_is_not_held_up_by_a_slow_lookup_in_the_same_directory(
     for name in ("a", "b"):
         client.put_object(Bucket=s3_bucket, Key=f"d/{name}", Body=b"data")
     _fill(client, s3_bucket)
-    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket) as (mount, proxy):
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket, lookup_subtree=32) as (mount, proxy):
         os.stat(mount.path / "d")
         slow_lookup = Rule(Delay(4 * DELAY), op="ListObjectsV2", path="/d/missing$")
         proxy.add_rule(slow_lookup)
