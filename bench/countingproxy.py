@@ -25,6 +25,7 @@ import http.client
 import logging
 import socketserver
 import threading
+import time
 import urllib.parse
 from typing import BinaryIO, Self
 
@@ -90,12 +91,15 @@ def _object_op(method: str, query: dict[str, list[str]], headers: dict[str, str]
 class CountingProxy:
     """``CountingProxy(upstream_endpoint)``: a context manager (listens on enter, stops on exit)."""
 
-    def __init__(self, upstream_endpoint: str, *, host: str = "127.0.0.1", upstream_timeout: float = 120.0) -> None:
+    def __init__(self, upstream_endpoint: str, *, host: str = "127.0.0.1", upstream_timeout: float = 120.0,
+                 delay: float = 0.0) -> None:
         up = urllib.parse.urlsplit(upstream_endpoint if "://" in upstream_endpoint else f"http://{upstream_endpoint}")
         if up.scheme != "http" or not up.hostname:
             raise ValueError(f"upstream must be an http:// endpoint, got {upstream_endpoint!r}")
         self.upstream = (up.hostname, up.port or 80)
         self.upstream_timeout = upstream_timeout
+        self.delay = delay
+        """Seconds each request waits before it is forwarded: a round trip to a remote store (``--profile remote``)."""
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
         self._server = _Server((host, 0), _Handler)
@@ -189,6 +193,8 @@ class _Handler(socketserver.StreamRequestHandler):
                     self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = _read_body(self.rfile, lower)
                 proxy._count(classify(method, target, lower))
+                if proxy.delay > 0:
+                    time.sleep(proxy.delay)  # the simulated round trip; each connection's own thread waits
                 upstream, resp = proxy._forward(upstream, method, target, headers, body)
                 keep = _relay(self.wfile, resp)
                 if not keep:

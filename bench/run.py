@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--boto3-concurrency", type=int, default=8, help="boto3 parallel parts (default %(default)s)")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the Python FUSE floor (bench/floorfs.py) in the tree workload")
+    parser.add_argument("--profile", choices=("local", "remote"), default="local",
+                        help="remote: every tool's requests pass a proxy that delays each by --rtt-ms (default: local)")
+    parser.add_argument("--rtt-ms", type=float, default=20.0, help="the remote profile's delay per request (ms)")
     parser.add_argument("--s3regfs-option", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra -o option for s3regfs (repeatable), for tuning experiments")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -90,7 +93,12 @@ class Runner:
         log.info("scratch directory %s", workdir)
         try:
             with LocalS3Server(data_dir=workdir / "weed") as server:
-                self._run_on(server, workdir)
+                if self.args.profile == "remote":
+                    with CountingProxy(server.endpoint, delay=self.args.rtt_ms / 1000) as remote:
+                        log.info("remote profile: every request delayed %.0f ms by a proxy", self.args.rtt_ms)
+                        self._run_on(server, workdir, remote.endpoint)
+                else:
+                    self._run_on(server, workdir, server.endpoint)
         finally:
             for mount in self.mounts.values():
                 mount.unmount()
@@ -99,11 +107,12 @@ class Runner:
         self.results["meta"]["duration_s"] = time.time() - started
         return self.results
 
-    def _run_on(self, server: LocalS3Server, workdir: Path) -> None:
+    def _run_on(self, server: LocalS3Server, workdir: Path, endpoint: str) -> None:
+        """Every group against ``endpoint``: the server's, or the remote profile's delaying proxy."""
         creds = Credentials(server.access_key, server.secret_key, server.region)
-        ceiling = Boto3Ceiling(server.endpoint, creds, self.args.boto3_part_size * MiB, self.args.boto3_concurrency)
+        ceiling = Boto3Ceiling(endpoint, creds, self.args.boto3_part_size * MiB, self.args.boto3_concurrency)
         run_id = time.strftime("%Y%m%dT%H%M%S")
-        ctx = workloads.Context(server.endpoint, server.create_bucket("bench-data"),
+        ctx = workloads.Context(endpoint, server.create_bucket("bench-data"),
                                 server.create_bucket("bench-tree"), self.sizes, workdir, ceiling, run_id)
         biggest = max(self.sizes.seq, self.sizes.big, self.sizes.rand_file, self.sizes.reader_size)
         ctx.source = system.make_random_file(workdir / "source.bin", biggest)
@@ -128,8 +137,12 @@ class Runner:
         options.update({name: mount.options_text() for name, mount in self.mounts.items()})
         options["server"] = ("SeaweedFS `weed server -s3` on loopback (s3regfs.demo.localserver.LocalS3Server, "
                              "GOMAXPROCS=2), data on the local disk; every tool talks to it directly")
+        if self.args.profile == "remote":
+            options["server"] += (f"; remote profile: every tool's requests pass bench/countingproxy.py, which "
+                                  f"delays each request {self.args.rtt_ms:g} ms before forwarding it")
         self.results["meta"].update({
             "mode": "short" if self.args.short else "full",
+            "profile": self.args.profile if self.args.profile == "local" else f"remote ({self.args.rtt_ms:g} ms per request)",
             "started": time.strftime("%Y-%m-%d %H:%M"),
             "machine": system.machine().describe(),
             "versions": system.versions(find_weed()),
@@ -229,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = out_dir / f"{stamp}-{results['meta']['mode']}.json"
     raw.write_text(json.dumps(results, indent=1))
-    full_run = not args.short and set(results["meta"]["tools"]) == set(ALL_TOOLS)
+    full_run = not args.short and set(results["meta"]["tools"]) == set(ALL_TOOLS) and args.profile == "local"
     doc = None if args.no_doc else args.doc or (REPO / "docs" / "PERFORMANCE.md" if full_run else None)
     chart_path = (doc.parent / "performance.png") if doc else out_dir / f"{stamp}-{results['meta']['mode']}.png"
     has_chart = report.chart(results, chart_path)

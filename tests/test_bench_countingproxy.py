@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -59,3 +60,20 @@ def test_counts_the_requests_of_a_signed_client(s3_server: LocalS3Server, s3_buc
             assert sum(proxy.counts().values()) >= 1
         finally:
             driver.close()
+
+
+def test_the_remote_profile_delays_every_request_before_forwarding_it(s3_server: LocalS3Server, s3_bucket: str) -> None:
+    """``--profile remote``: each request waits ``delay`` in the proxy (a lower bound, never an upper one)."""
+    with CountingProxy(s3_server.endpoint, delay=0.25) as proxy:
+        client = s3_server.client()
+        client.put_object(Bucket=s3_bucket, Key="k", Body=b"v")
+        params: dict[str, Any] = s3_server.driver_parameters(s3_bucket, regionendpoint=proxy.endpoint)
+        driver = factory.create("s3", params)
+        try:
+            started = time.monotonic()
+            assert driver.get_content("/k") == b"v"
+            took = time.monotonic() - started
+        finally:
+            driver.close()
+        requests = sum(proxy.counts().values())
+    assert requests >= 1 and took >= 0.25 * requests
