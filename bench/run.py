@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--groups", default=",".join([*workloads.GROUPS, "counts"]),
                         help="comma-separated workload groups (default: %(default)s)")
     parser.add_argument("--reps", type=int, help="repetitions (default: 3, or 1 with --short)")
+    parser.add_argument("--tree-objects", type=int, help="objects of the tree and lookup groups' registry tree "
+                        "(default: 10000, or 1000 with --short)")
     parser.add_argument("--doc", type=Path, help="write the results into this Markdown file "
                         "(default: docs/PERFORMANCE.md for a full run of every tool, none otherwise)")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/ at all")
@@ -71,6 +73,8 @@ class Runner:
         self.sizes = workloads.Sizes.short() if args.short else workloads.Sizes.full()
         if args.reps:
             self.sizes = workloads.Sizes(**{**self.sizes.__dict__, "reps": args.reps})
+        if args.tree_objects:
+            self.sizes = workloads.Sizes(**{**self.sizes.__dict__, "tree_objects": args.tree_objects})
         self.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
         self.groups = [g.strip() for g in args.groups.split(",") if g.strip()]
         unknown = set(self.tool_names) - set(ALL_TOOLS) | set(self.groups) - {*workloads.GROUPS, "counts"}
