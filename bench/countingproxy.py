@@ -93,10 +93,7 @@ class CountingProxy:
 
     def __init__(self, upstream_endpoint: str, *, host: str = "127.0.0.1", upstream_timeout: float = 120.0,
                  delay: float = 0.0) -> None:
-        up = urllib.parse.urlsplit(upstream_endpoint if "://" in upstream_endpoint else f"http://{upstream_endpoint}")
-        if up.scheme != "http" or not up.hostname:
-            raise ValueError(f"upstream must be an http:// endpoint, got {upstream_endpoint!r}")
-        self.upstream = (up.hostname, up.port or 80)
+        self.upstream = upstream_address(upstream_endpoint)
         self.upstream_timeout = upstream_timeout
         self.delay = delay
         """Seconds each request waits before it is forwarded: a round trip to a remote store (``--profile remote``)."""
@@ -139,6 +136,14 @@ class CountingProxy:
                  headers: list[tuple[str, str]], body: bytes
                  ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         return forward(self.upstream, self.upstream_timeout, upstream, method, target, headers, body)
+
+
+def upstream_address(endpoint: str) -> tuple[str, int]:
+    """(host, port) of an ``http://`` endpoint (``host:port`` alone means http); ValueError otherwise."""
+    up = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if up.scheme != "http" or not up.hostname:
+        raise ValueError(f"upstream must be an http:// endpoint, got {endpoint!r}")
+    return up.hostname, up.port or 80
 
 
 def forward(address: tuple[str, int], timeout: float, upstream: http.client.HTTPConnection | None, method: str,

@@ -38,11 +38,12 @@ from typing import Any, Iterator
 
 import yaml
 
+from s3regfs.view import layout
+
 log = logging.getLogger(__name__)
 
 REPOSITORY = "demo/hello"
 TAG = "latest"
-V2 = "/docker/registry/v2"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -70,8 +71,7 @@ class DemoImage:
 
 def blob_path(digest: str) -> str:
     """The driver path of a blob's data (``/docker/registry/v2/blobs/sha256/ab/<hex>/data``)."""
-    hexdigest = digest.split(":", 1)[1]
-    return f"{V2}/blobs/sha256/{hexdigest[:2]}/{hexdigest}/data"
+    return layout.blob_data(layout.Digest(*digest.split(":", 1)))
 
 
 def _digest(data: bytes) -> str:
@@ -284,7 +284,7 @@ def _link(digest: str) -> bytes:
 def write_layout(driver: Any, workdir: Path) -> DemoImage:
     """Write the blobs and link files a registry push would write, through ``driver``."""
     blobs, image = build_image(workdir / "oci-image")
-    repo = f"{V2}/repositories/{image.repository}"
+    repo = layout.repository(image.repository)
     for digest, data in blobs.items():
         driver.put_content(blob_path(digest), data)
     for digest in (*image.layer_digests, image.config_digest):

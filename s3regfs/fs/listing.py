@@ -158,9 +158,9 @@ class Lister:
         listings: dict[str, Listing] = {directory: {}}
         bad: list[str] = []
         clash = False
+        prefix = _prefix(directory)
         for info in files:
-            rel = info.path[len(_prefix(directory)):] if info.path.startswith(_prefix(directory)) else ""
-            parts = rel.split("/")
+            parts = (info.path[len(prefix):] if info.path.startswith(prefix) else "").split("/")
             if not all(name_ok(part) for part in parts):
                 bad.append(info.path)
                 continue

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -36,18 +35,11 @@ from tests.support.registry import (
     s3_storage,
     sha256_file,
     skopeo_copy,
-    tools_missing,
+    module_marks,
 )
 from tests.support.s3server import BucketPool
 
-_MISSING = tools_missing() + [tool for tool in ("umoci", "oci-image-tool") if shutil.which(tool) is None]
-_FUSE = mounts.fuse_unusable_reason()
-pytestmark = [
-    pytest.mark.registry,
-    pytest.mark.fuse,
-    pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)}"),
-    pytest.mark.skipif(_FUSE is not None, reason=f"real mounts unavailable: {_FUSE}"),
-]
+pytestmark = module_marks("umoci", "oci-image-tool")
 
 APP, MULTI, NESTED, DOCKER = "team/app", "team/multi", "proj/blobs", "team/docker"
 REF = "org.opencontainers.image.ref.name"

@@ -35,17 +35,10 @@ from tests.support.registry import (
     sha256_file,
     skopeo_copy,
     tag_link,
-    tools_missing,
+    module_marks,
 )
 
-_MISSING = tools_missing()
-_FUSE = mounts.fuse_unusable_reason()
-pytestmark = [
-    pytest.mark.registry,
-    pytest.mark.fuse,
-    pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)}"),
-    pytest.mark.skipif(_FUSE is not None, reason=f"real mounts unavailable: {_FUSE}"),
-]
+pytestmark = module_marks()
 
 REPO, TAG = "demo/app", "v1"
 METADATA_TTL = 2.0

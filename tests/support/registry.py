@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pytest
 import yaml
 
 from s3regfs.demo.localserver import free_ports
 from s3regfs.demo.registry import s3_storage  # noqa: F401 - re-exported for the tests
+from tests.support import mounts
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,21 @@ class RegistryToolError(RuntimeError):
     """docker-registry or skopeo failed; the message holds the output tail."""
 
 
-def tools_missing() -> list[str]:
-    """The registry tools that are not on PATH."""
-    return [name for name in (REGISTRY_BIN, SKOPEO_BIN) if shutil.which(name) is None]
+def tools_missing(*extra: str) -> list[str]:
+    """The registry tools (and ``extra`` ones) that are not on PATH."""
+    return [name for name in (REGISTRY_BIN, SKOPEO_BIN, *extra) if shutil.which(name) is None]
+
+
+def module_marks(*extra_tools: str) -> list[pytest.MarkDecorator]:
+    """The ``pytestmark`` of a module that runs the registry on real mounts (and ``extra_tools``)."""
+    missing = tools_missing(*extra_tools)
+    unusable = mounts.fuse_unusable_reason()
+    return [
+        pytest.mark.registry,
+        pytest.mark.fuse,
+        pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)}"),
+        pytest.mark.skipif(unusable is not None, reason=f"real mounts unavailable: {unusable}"),
+    ]
 
 
 # -- OCI image -----------------------------------------------------------------------

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from bench.countingproxy import classify as operation
-from bench.countingproxy import forward
+from bench.countingproxy import forward, upstream_address
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,7 @@ class S3Proxy:
 
     def __init__(self, upstream_endpoint: str, *, host: str = "127.0.0.1", port: int = 0,
                  upstream_timeout: float = 120.0, idle_timeout: float = 300.0) -> None:
-        up = urllib.parse.urlsplit(upstream_endpoint if "://" in upstream_endpoint else f"http://{upstream_endpoint}")
-        if up.scheme != "http" or not up.hostname:
-            raise ValueError(f"upstream must be an http:// endpoint, got {upstream_endpoint!r}")
-        self.upstream = (up.hostname, up.port or 80)
+        self.upstream = upstream_address(upstream_endpoint)
         self.host = host
         self.port = port
         self.upstream_timeout = upstream_timeout
