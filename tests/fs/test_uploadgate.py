@@ -12,10 +12,8 @@ from tests.fs.conftest import Mount
 MiB = 1024 * 1024
 
 
-def test_streams_take_at_most_their_slots_and_leave_one_for_closes() -> None:
-    gate = UploadGate(streams=2, put_bytes=8)
-    assert gate.try_stream() and gate.try_stream()
-    assert not gate.try_stream()  # a third file stages on disk
+def _close_in_thread(gate: UploadGate) -> tuple[threading.Event, threading.Thread]:
+    """A close's multipart upload on its own thread; the event is set once it holds a slot."""
     entered = threading.Event()
 
     def close_upload() -> None:
@@ -24,6 +22,14 @@ def test_streams_take_at_most_their_slots_and_leave_one_for_closes() -> None:
 
     thread = threading.Thread(target=close_upload)
     thread.start()
+    return entered, thread
+
+
+def test_streams_take_at_most_their_slots_and_leave_one_for_closes() -> None:
+    gate = UploadGate(streams=2, put_bytes=8)
+    assert gate.try_stream() and gate.try_stream()
+    assert not gate.try_stream()  # a third file stages on disk
+    entered, thread = _close_in_thread(gate)
     assert entered.wait(10)  # the slot streams can never take: a close is not stuck behind slow streams
     thread.join(10)
     gate.end_stream()
@@ -36,14 +42,7 @@ def test_a_close_waits_while_every_multipart_slot_is_taken() -> None:
     assert gate.try_stream()
     holder = gate.multipart()
     holder.__enter__()
-    entered = threading.Event()
-
-    def close_upload() -> None:
-        with gate.multipart():
-            entered.set()
-
-    thread = threading.Thread(target=close_upload)
-    thread.start()
+    entered, thread = _close_in_thread(gate)
     assert not entered.wait(0.2)
     gate.end_stream()
     assert entered.wait(10)
