@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import scale
 from bench.workloads import METRICS
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ TOOLS = ("boto3", "s3regfs", "s3fs", "rclone")
 ANCHORS = ("s3fs", "rclone")
 BEGIN = "<!-- BEGIN GENERATED: bench/run.py writes everything down to the END marker -->"
 END = "<!-- END GENERATED -->"
+SCALE_BEGIN = "<!-- BEGIN SCALE: bench/run.py --groups scale writes everything down to the END SCALE marker -->"
+SCALE_END = "<!-- END SCALE -->"
 # Operations as the counting proxy names them, grouped for the table.
 OP_GROUPS = {
     "LIST": ("ListObjectsV2", "ListObjects"),
@@ -202,12 +205,23 @@ def _counts_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_doc(doc: Path, section: str) -> None:
-    """Replace the generated section of ``doc`` (appending it when the markers are missing)."""
+def scale_markdown(results: dict[str, Any]) -> str:
+    """The scale group's section: one table per tree size (bench/scale.py)."""
+    meta = results["meta"]
+    lines = [SCALE_BEGIN, "", f"### Scale: {meta.get('started', '')}, loopback SeaweedFS, every request through "
+             "the counting proxy (no delay)", ""]
+    for result in results["scale"]:
+        lines += [scale.table(result), ""]
+    lines.append(SCALE_END)
+    return "\n".join(lines)
+
+
+def write_doc(doc: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between ``begin`` and ``end`` of ``doc`` (appending it when the markers are missing)."""
     text = doc.read_text() if doc.exists() else "# Performance\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report, system, workloads  # noqa: E402
+from bench import report, scale, system, workloads  # noqa: E402
 from bench.countingproxy import CountingProxy  # noqa: E402
 from bench.system import MiB, BenchError  # noqa: E402
 from bench.tools import MOUNTS, Boto3Ceiling, Credentials, Mount  # noqa: E402
@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--groups", default=",".join([*workloads.GROUPS, "counts"]),
                         help="comma-separated workload groups (default: %(default)s)")
     parser.add_argument("--reps", type=int, help="repetitions (default: 3, or 1 with --short)")
+    parser.add_argument("--scale-sizes", default=",".join(str(n) for n in scale.SIZES),
+                        help="the scale group's tree sizes, comma-separated (default: %(default)s)")
+    parser.add_argument("--scale-store", type=Path, default=Path("/var/tmp/s3regfs-scale"),
+                        help="where the scale group keeps its generated trees between runs (default: %(default)s)")
     parser.add_argument("--tree-objects", type=int, help="objects of the tree and lookup groups' registry tree "
                         "(default: 10000, or 1000 with --short)")
     parser.add_argument("--doc", type=Path, help="write the results into this Markdown file "
@@ -77,10 +81,10 @@ class Runner:
             self.sizes = workloads.Sizes(**{**self.sizes.__dict__, "tree_objects": args.tree_objects})
         self.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
         self.groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-        unknown = set(self.tool_names) - set(ALL_TOOLS) | set(self.groups) - {*workloads.GROUPS, "counts"}
+        unknown = set(self.tool_names) - set(ALL_TOOLS) | set(self.groups) - {*workloads.GROUPS, "counts", "scale"}
         if unknown:
             raise BenchError(f"unknown tool or group: {', '.join(sorted(unknown))}")
-        self.results: dict[str, Any] = {"meta": {}, "values": {}, "errors": {}, "counts": {}}
+        self.results: dict[str, Any] = {"meta": {}, "values": {}, "errors": {}, "counts": {}, "scale": []}
         self.mounts: dict[str, Mount] = {}
 
     # -- orchestration ----------------------------------------------------------------------
@@ -96,6 +100,11 @@ class Runner:
         started = time.time()
         log.info("scratch directory %s", workdir)
         try:
+            if "scale" in self.groups:
+                self._scale(workdir)
+            if not set(self.groups) - {"scale"}:
+                self.results["meta"].update(mode="scale", tools=["boto3", "s3regfs"], started=time.strftime("%Y-%m-%d %H:%M"))
+                return self.results
             with LocalS3Server(data_dir=workdir / "weed") as server:
                 if self.args.profile == "remote":
                     with CountingProxy(server.endpoint, delay=self.args.rtt_ms / 1000) as remote:
@@ -110,6 +119,14 @@ class Runner:
                 shutil.rmtree(workdir, ignore_errors=True)
         self.results["meta"]["duration_s"] = time.time() - started
         return self.results
+
+    def _scale(self, workdir: Path) -> None:
+        """The scale group: each tree size on its own stored server (bench/scale.py)."""
+        extra = self.args.s3regfs_option
+        for objects in (int(n) for n in self.args.scale_sizes.split(",") if n.strip()):
+            result = scale.measure(self.args.scale_store, objects, workdir, extra)
+            self.results["scale"].append(result)
+            log.info("scale %d objects:\n%s", objects, scale.table(result))
 
     def _run_on(self, server: LocalS3Server, workdir: Path, endpoint: str) -> None:
         """Every group against ``endpoint``: the server's, or the remote profile's delaying proxy."""
@@ -246,6 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     raw = out_dir / f"{stamp}-{results['meta']['mode']}.json"
     raw.write_text(json.dumps(results, indent=1))
+    if results["scale"]:
+        scale_section = report.scale_markdown(results)
+        print(scale_section)
+        if not args.no_doc:
+            report.write_doc(args.doc or REPO / "docs" / "PERFORMANCE.md", scale_section, report.SCALE_BEGIN,
+                             report.SCALE_END)
+    if results["meta"].get("mode") == "scale":
+        log.info("raw results: %s", raw)
+        return 0
     full_run = not args.short and set(results["meta"]["tools"]) == set(ALL_TOOLS) and args.profile == "local"
     doc = None if args.no_doc else args.doc or (REPO / "docs" / "PERFORMANCE.md" if full_run else None)
     chart_path = (doc.parent / "performance.png") if doc else out_dir / f"{stamp}-{results['meta']['mode']}.png"
