@@ -58,6 +58,7 @@ from s3regfs.fs.core import RegistryFilesystem
 from s3regfs.fs.errors import CacheDirError
 from s3regfs.fs.operations import RegistryFUSE, S3RegOperations
 from s3regfs.fs.options import FsOptions
+from s3regfs.kernelentries import KernelEntries
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class _Mount:
         self._flush_lock = threading.Lock()
         self._data_ok = True
         self._fuse_ptr: int | None = None
+        self.kernel_entries: KernelEntries | None = None
 
     # -- the sequence ------------------------------------------------------------------
 
@@ -179,8 +181,11 @@ class _Mount:
             self.probe()
         with _SignalThread(self._on_signal):
             self.core = build_core(self.driver, self.options)
+            kernel = self.kernel_entries = KernelEntries(self.options.kernel_entries, self.path)
             ops = S3RegOperations(self.core, on_init=self._on_init, on_destroy=self._on_destroy,
-                                  on_operation=self._observe(self.core))
+                                  on_operation=self._observe(self.core),
+                                  on_listed=kernel.listed if kernel.enabled else None,
+                                  on_looked_up=kernel.looked_up if kernel.enabled else None)
             threading.Thread(target=self._announce_ready, name="s3regfs-ready", daemon=True).start()
             self.notify(f"STATUS=Mounting {self.path}")
             try:
@@ -189,6 +194,7 @@ class _Mount:
             except RuntimeError as exc:
                 return self._loop_failed(exc)
             finally:
+                kernel.stop()
                 self._done.set()
         return self._finish()
 
@@ -214,7 +220,12 @@ class _Mount:
         if self.metrics_address is not None:
             host, port = self.metrics_address
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        reporter = status.Reporter(self.path, core.snapshot, config=self.settings, requests=counts, metrics=address)
+        kernel = self.kernel_entries
+
+        def snapshot() -> dict[str, Any]:
+            return {**core.snapshot(), "kernel_entries": kernel.snapshot() if kernel is not None else None}
+
+        reporter = status.Reporter(self.path, snapshot, config=self.settings, requests=counts, metrics=address)
         core.status_source = reporter.render
         if self._metrics is None:
             return None
@@ -373,8 +384,16 @@ class _Mount:
 
     def _on_init(self) -> None:
         self._fuse_ptr = operations.current_fuse()
+        if self._fuse_ptr and self.kernel_entries is not None and self.kernel_entries.enabled:
+            invalidate = operations.entry_invalidator(self._fuse_ptr)
+            if invalidate is None:
+                log.info("this libfuse cannot drop kernel entries; kernel_entries has no effect")
+            else:
+                self.kernel_entries.start(invalidate)
 
     def _on_destroy(self) -> None:
+        if self.kernel_entries is not None:
+            self.kernel_entries.stop()
         if not self._stopping.is_set():
             self._stopping.set()
             log.info("%s was unmounted; finishing pending uploads", self.path)

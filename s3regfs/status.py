@@ -212,8 +212,12 @@ def _caches(doc: dict[str, Any]) -> list[str]:
     lines = []
     meta = doc.get("metadata_cache") or {}
     if meta:
-        lines.append(f"  metadata cache: {meta.get('entries', 0)} entries, {meta.get('hits', 0)} hits, "
-                     f"{meta.get('misses', 0)} misses")
+        lines.append(f"  metadata cache: {meta.get('entries', 0)} entries in memory, {meta.get('on_disk', 0)} names "
+                     f"on disk, {meta.get('hits', 0)} hits, {meta.get('misses', 0)} misses")
+    kernel = doc.get("kernel_entries") or {}
+    if kernel:
+        lines.append(f"  kernel entries: {kernel.get('handed', 0)} handed out (bound {kernel.get('limit', 0)}; "
+                     f"0 = none), {kernel.get('dropped_directories', 0)} directories dropped")
     data = doc.get("data_cache")
     lines.append("  data cache: off" if not data else
                  f"  data cache: {_size(data.get('bytes'))} of {_size(data.get('max_bytes'))}, "

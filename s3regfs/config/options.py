@@ -336,6 +336,14 @@ _OPTIONS = [
         "most cached attribute/listing entries",
     ),
     Option(
+        "metadata_index_entries",
+        "fs",
+        int_parser(0),
+        str(_fs_default("metadata_index_entries")),
+        "most names of listings evicted from memory kept on disk until they expire "
+        "(cache_dir/metadata.sqlite, about 100 bytes a name); 0 = none",
+    ),
+    Option(
         "cache_dir",
         "fs",
         parse_path,
@@ -436,6 +444,14 @@ _OPTIONS = [
         str(_fs_default("lookup_subtree")),
         "a cold lookup of a directory with at most this many files below it learns them all in the same "
         "LIST (stat by path: one request per new directory); at most 1000, 0 = off",
+    ),
+    Option(
+        "kernel_entries",
+        "fs",
+        int_parser(0),
+        str(_fs_default("kernel_entries")),
+        "names handed to the kernel before the least recently listed directories are dropped from its "
+        "cache, bounding libfuse's memory (about 200 bytes a name); 0 = leave it to the kernel",
     ),
     Option(
         "url_duration",

@@ -46,6 +46,7 @@ from s3regfs.fs.handles import HandleTable, PathLocks
 from s3regfs.fs.listing import Lister
 from s3regfs.fs.lookup import Resolver
 from s3regfs.fs.metacache import ABSENT, MetaCache, Overrides
+from s3regfs.fs.metaindex import MetaIndex
 from s3regfs.fs.namespace import DIR, Namespace, is_stand_in
 from s3regfs.fs.options import FsOptions
 from s3regfs.fs.readahead import ByteBudget
@@ -84,7 +85,7 @@ class RegistryFilesystem:
         self.mount_time = time.time()
         self._cache = MetaCache(
             options.metadata_ttl, options.negative_ttl, options.metadata_cache_entries, clock,
-            digest_ttl=options.digest_ttl,
+            digest_ttl=options.digest_ttl, index=self._open_index(),
         )
         self._pool = ThreadPoolExecutor(max(1, options.read_parallelism), thread_name_prefix="s3regfs-io")
         self._lister = Lister(driver, self._cache, options.metadata_ttl, options.listing_walk_ahead, self._pool)
@@ -118,6 +119,17 @@ class RegistryFilesystem:
         self._closed = False
         self.status_source: Callable[[], bytes] | None = None
         """What the :data:`STATUS_XATTR` of the root answers (set by the mount; None: no such xattr)."""
+
+    def _open_index(self) -> MetaIndex | None:
+        opts = self.options
+        if opts.metadata_index_entries <= 0 or opts.metadata_ttl <= 0:
+            return None
+        try:
+            os.makedirs(opts.cache_dir, exist_ok=True)
+            return MetaIndex(os.path.join(opts.cache_dir, "metadata.sqlite"), opts.metadata_index_entries)
+        except OSError as exc:
+            log.warning("no metadata index in %s (%s): what memory cannot hold is asked again", opts.cache_dir, exc)
+            return None
 
     def _open_datacache(self) -> DataCache | None:
         opts = self.options
@@ -456,7 +468,8 @@ class RegistryFilesystem:
                 "recent_failures": [{"path": f.path, "error": f.error, "at": f.at} for f in ledger.recent_failures()],
                 "lost": self._ns.lost(),
             },
-            "metadata_cache": {"entries": self._cache.entries(), "hits": self._cache.hits, "misses": self._cache.misses},
+            "metadata_cache": {"entries": self._cache.entries(), "on_disk": self._cache.index_names(),
+                               "hits": self._cache.hits, "misses": self._cache.misses},
             "data_cache": None if data is None else {
                 "bytes": data.total_bytes, "max_bytes": data.max_bytes, "hits": data.hits, "misses": data.misses,
             },
@@ -497,6 +510,7 @@ class RegistryFilesystem:
             )
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cache.close()
         if self._datacache is not None:
             self._datacache.close()
         return ok

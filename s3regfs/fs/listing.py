@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from s3regfs.driver.base import FileInfo, StorageDriver
 from s3regfs.driver.errors import FilledBuffer, PathNotFoundError
-from s3regfs.fs.metacache import Listing, Meta, MetaCache
+from s3regfs.fs.metacache import DIR, Listing, Meta, MetaCache
 from s3regfs.fs.paths import basename, is_under, name_ok, parent
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _prefix(directory: str) -> str:
 
 def meta_of(info: FileInfo) -> Meta:
     if info.is_dir:
-        return Meta(True, 0, 0.0)
+        return DIR
     try:
         mtime = info.mod_time.timestamp()
     except (OverflowError, ValueError, OSError):
@@ -168,7 +168,7 @@ class Lister:
             for depth, part in enumerate(parts):
                 entries = listings.setdefault(here, {})
                 last = depth == len(parts) - 1
-                clash |= merge(entries, part, meta_of(info) if last else Meta(True, 0, 0.0))
+                clash |= merge(entries, part, meta_of(info) if last else DIR)
                 here = _prefix(here) + part
         self._warn(directory, bad, clash)
         for path, entries in listings.items():
@@ -328,7 +328,7 @@ class Lister:
             step = target
             while parent(step) != chain[-1]:
                 step = parent(step)
-            merge(session.partial[chain[-1]], basename(step), Meta(True, 0, 0.0))
+            merge(session.partial[chain[-1]], basename(step), DIR)
             chain.append(step)
             session.partial[step] = {}
             session.since.setdefault(step, stamp)

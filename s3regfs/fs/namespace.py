@@ -29,11 +29,10 @@ import threading
 
 from s3regfs.fs import paths
 from s3regfs.fs.errors import FsError
-from s3regfs.fs.metacache import ABSENT, Meta
+from s3regfs.fs.metacache import ABSENT, DIR, Meta
 from s3regfs.fs.writeback import Node
 
-DIR = Meta(True, 0, 0.0)
-"""The Meta of every directory (its mtime comes from :meth:`Namespace.dir_mtime`)."""
+__all__ = ["DIR", "Namespace", "is_stand_in"]  # DIR: every directory's Meta (its mtime: Namespace.dir_mtime)
 
 _STAND_IN = re.compile(r"\.fuse_hidden[0-9a-f]{16}")
 """libfuse's stand-in for an unlinked open file (``hidden_name()``: ``.fuse_hidden%08x%08x``)."""

@@ -163,11 +163,16 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         on_init: Callable[[], None] | None = None,
         on_destroy: Callable[[], None] | None = None,
         on_operation: Callable[[str, int], None] | None = None,
+        on_listed: Callable[[str, int], None] | None = None,
+        on_looked_up: Callable[[str], None] | None = None,
     ) -> None:
         self.core = core
         self._on_init = on_init
         self._on_destroy = on_destroy
         self._on_operation = on_operation  # (operation, errno or 0): quick, never raises
+        # the names handed to the kernel (s3regfs.kernelentries): quick, never raise
+        self._on_listed = on_listed  # (directory, entries)
+        self._on_looked_up = on_looked_up  # (path)
         self._listings = _Listings()
 
     # -- lifecycle (hooks of s3regfs.mount) --------------------------------------------
@@ -200,7 +205,10 @@ class S3RegOperations(Operations):  # type: ignore[misc]
 
     @_errors_to_errno
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-        return stat_dict(self.core.getattr(path, fh))
+        found = stat_dict(self.core.getattr(path, fh))
+        if self._on_looked_up is not None and path is not None:
+            self._on_looked_up(path)
+        return found
 
     @_errors_to_errno
     def opendir(self, path: str) -> int:
@@ -211,8 +219,11 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         self, path: str | None, offset: int, fh: int
     ) -> Iterator[tuple[str, dict[str, int], int]]:
         if offset == 0:
-            listing = [(name, stat_dict(attr)) for name, attr in self.core.readdir(self._listings.path(fh, path))]
+            directory = self._listings.path(fh, path)
+            listing = [(name, stat_dict(attr)) for name, attr in self.core.readdir(directory)]
             self._listings.put(fh, [(".", _DOT), ("..", _DOT), *listing])
+            if self._on_listed is not None:
+                self._on_listed(directory, len(listing))
         entries = self._listings.get(fh)
         return ((entries[i][0], entries[i][1], i + 1) for i in range(offset, len(entries)))
 
@@ -380,6 +391,32 @@ def invalidate_paths(fuse: int, paths: Iterable[str]) -> int:
     invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     invalidate.restype = ctypes.c_int
     return sum(1 for path in paths if invalidate(fuse, os.fsencode(path)) == 0)
+
+
+def entry_invalidator(fuse: int) -> Callable[[int, str], int] | None:
+    """``fuse_lowlevel_notify_inval_entry`` on the session of ``fuse``: (parent node id, name) → 0 or -errno.
+
+    The kernel drops the name and everything below it, and forgets their inodes (libfuse frees the
+    nodes).  Only from a thread that serves no FUSE request (s3regfs.kernelentries).
+    """
+    libfuse = getattr(mfusepy, "_libfuse", None)
+    get_session = getattr(libfuse, "fuse_get_session", None)
+    notify = getattr(libfuse, "fuse_lowlevel_notify_inval_entry", None)
+    if get_session is None or notify is None:
+        return None
+    get_session.argtypes = [ctypes.c_void_p]
+    get_session.restype = ctypes.c_void_p
+    notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
+    notify.restype = ctypes.c_int
+    session = get_session(fuse)
+    if not session:
+        return None
+
+    def invalidate(parent: int, name: str) -> int:
+        raw = os.fsencode(name)
+        return cast(int, notify(session, parent, raw, len(raw)))
+
+    return invalidate
 
 
 _pinned = threading.local()

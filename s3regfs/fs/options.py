@@ -29,6 +29,9 @@ class FsOptions:
     digest_ttl: float = 600.0
     negative_ttl: float = 1.0
     metadata_cache_entries: int = 200_000
+    # Names of listings evicted from memory kept on disk (cache_dir/metadata.sqlite, about 100 bytes
+    # a name) until they expire, so a walk larger than memory is still known; 0 = none.
+    metadata_index_entries: int = 10_000_000
     # Local state: spill files for non-sequential writes, the data cache.
     cache_dir: str = "/var/cache/s3regfs"
     # Reads.
@@ -62,5 +65,9 @@ class FsOptions:
     # all with the same request (the driver's stat_tree: one LIST on S3): a registry blob's
     # <hex>/data, a tag's links, a whole fan-out directory of blobs; 0 = plain stat.
     lookup_subtree: int = 256
+    # Names handed to the kernel (listed or looked up) before the least recently listed directories
+    # are dropped from its cache, so libfuse's node table (about 200 bytes a name) stays bounded
+    # however large the bucket (s3regfs.kernelentries); 0 = leave it to the kernel.
+    kernel_entries: int = 100_000
     # xattr user.s3regfs.url lifetime override (seconds); None = the driver/middleware default.
     url_duration: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from s3regfs.driver.errors import FilledBuffer
 from s3regfs.driver.inmemory import InMemoryDriver
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
+from s3regfs.fs.metaindex import MetaIndex
 from tests.fs.conftest import Clock, Mount
 
 
@@ -170,6 +172,76 @@ def test_digest_paths_are_cached_for_the_digest_ttl(make_fs) -> None:  # type: i
     with pytest.raises(FsError) as info:
         m.fs.getattr(BLOB)
     assert info.value.errno == errno.ENOENT, "a deleted blob disappears after digest_ttl"
+
+
+def _registry_tree(m: Mount, repos: int = 3) -> list[str]:
+    """Blobs, layer links and tags of ``repos`` repositories; returns every key."""
+    keys = []
+    for r in range(repos):
+        for i in range(4):
+            digest = f"{r:02x}{i:02x}" * 16
+            keys += [f"/docker/registry/v2/blobs/sha256/{digest[:2]}/{digest}/data",
+                     f"/docker/registry/v2/repositories/team/app{r}/_layers/sha256/{digest}/link",
+                     f"/docker/registry/v2/repositories/team/app{r}/_manifests/tags/v{i}/index/sha256/{digest}/link",
+                     f"/docker/registry/v2/repositories/team/app{r}/_manifests/tags/v{i}/current/link"]
+    for key in keys:
+        m.put(key, b"sha256:" + key.encode()[-64:])
+    return keys
+
+
+def _walk(m: Mount, path: str = "/") -> None:
+    for name, attr in m.fs.readdir(path):
+        if attr.mode & 0o040000:
+            _walk(m, ("" if path == "/" else path) + "/" + name)
+
+
+def test_after_a_walk_longer_than_the_ttl_the_digest_paths_and_their_directories_need_no_request(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """A walk outlasting metadata_ttl: what it learnt of digest paths, and so of every directory above
+    one, answers later lookups without a request; only names with no digest path below them
+    (a tag's ``current/link``) are asked again."""
+    m = make_fs(metadata_ttl=4.0, digest_ttl=600.0, lookup_subtree=0)
+    keys = _registry_tree(m)
+    _walk(m)
+    m.driver.reset()
+    m.clock.advance(60)
+    digest_keys = [k for k in keys if not k.endswith("/current/link")]
+    for key in digest_keys:
+        parts = key.split("/")
+        for depth in range(2, len(parts) + 1):
+            m.fs.getattr("/".join(parts[:depth]))
+    assert m.driver.count() == 0, "every digest path and every directory above one comes from the cache"
+    tag = next(k for k in keys if k.endswith("/current/link"))
+    assert m.fs.getattr(tag).size == 71
+    assert m.driver.count() == 1, "a tag's current link is asked again after metadata_ttl"
+
+
+def test_a_directory_above_a_cached_digest_path_goes_when_a_newer_listing_lacks_it(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The rule never outranks newer knowledge: a repository deleted by another writer is gone once its
+    parent is listed again."""
+    m = make_fs(metadata_ttl=4.0, digest_ttl=600.0, lookup_subtree=0)
+    keys = _registry_tree(m, repos=2)
+    _walk(m)
+    m.clock.advance(60)
+    for key in [k for k in keys if "/app1/" in k]:
+        m.store.delete(key)
+    names = {name for name, _ in m.fs.readdir("/docker/registry/v2/repositories/team")}
+    assert names == {"app0"}
+    with pytest.raises(FsError) as info:  # the kernel resolves a path component by component: this first
+        m.fs.getattr("/docker/registry/v2/repositories/team/app1")
+    assert info.value.errno == errno.ENOENT
+
+
+def test_a_removal_below_a_directory_drops_what_its_digest_paths_told_of_it() -> None:
+    clock = Clock()
+    cache = MetaCache(4.0, 1.0, 1000, clock=clock, digest_ttl=600.0)
+    blob_dir = f"/v2/blobs/sha256/ab/{DIGEST}"
+    cache.put_listing(blob_dir, {"data": Meta(False, 4, 1.0)})
+    clock.advance(60)
+    assert cache.lookup("/v2/blobs/sha256/ab") == Meta(True, 0, 0.0)
+    assert cache.lookup(blob_dir) == Meta(True, 0, 0.0)
+    cache.removed(blob_dir + "/data")
+    assert cache.lookup("/v2/blobs/sha256/ab") is None, "asked again: the removed file may have been the last"
+    assert cache.lookup("/v2/blobs") is None
 
 
 def test_digest_ttl_never_outlives_a_disabled_cache(make_fs) -> None:  # type: ignore[no-untyped-def]
@@ -386,3 +458,83 @@ def test_a_lookup_brings_along_the_whole_subtree_of_a_small_directory(make_fs) -
         assert m.fs.getattr(path).size == 8
     assert sorted(name for name, _ in m.fs.readdir("/repo/_manifests/tags/v1")) == ["current", "index"]
     assert m.driver.count() == 1  # the lookup of /repo, one request, answered everything below it
+
+
+# -- the on-disk index: listings evicted from memory (s3regfs/fs/metaindex.py) --------------------
+
+
+def _tree(m: Mount, dirs: int = 30, files: int = 10) -> list[str]:
+    keys = [f"/t/d{d:03d}/f{f}" for d in range(dirs) for f in range(files)]
+    for key in keys:
+        m.put(key, key.encode())
+    return keys
+
+
+def test_a_walk_larger_than_memory_is_still_known_from_the_index(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_cache_entries=40, listing_walk_ahead=0, lookup_subtree=0)
+    keys = _tree(m)
+    _walk(m)
+    assert m.fs._cache.index_names() > 0, "listings were evicted to the index"
+    m.driver.reset()
+    for key in keys:
+        assert m.fs.getattr(key).size == len(key)
+    assert sorted(name for name, _ in m.fs.readdir("/t/d000")) == [f"f{f}" for f in range(10)]
+    assert m.driver.count() == 0, "every lookup and listing came from memory or the index"
+
+
+def test_without_the_index_a_walk_larger_than_memory_is_asked_again(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_cache_entries=40, metadata_index_entries=0, listing_walk_ahead=0, lookup_subtree=0)
+    keys = _tree(m)
+    _walk(m)
+    m.driver.reset()
+    for key in keys:
+        m.fs.getattr(key)
+    assert m.driver.count() > 0
+
+
+def test_the_index_answers_only_until_expiry_and_never_past_an_own_change(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_cache_entries=40, listing_walk_ahead=0, lookup_subtree=0, metadata_ttl=5.0)
+    keys = _tree(m)
+    _walk(m)
+    m.fs.unlink(keys[0])
+    with pytest.raises(FsError) as info:
+        m.fs.getattr(keys[0])
+    assert info.value.errno == errno.ENOENT
+    assert "f0" not in {name for name, _ in m.fs.readdir("/t/d000")}
+    m.store.delete(keys[15])  # another writer: seen once the listing expires
+    assert m.fs.getattr(keys[15]).size == len(keys[15])
+    m.clock.advance(5.1)
+    m.driver.reset()
+    with pytest.raises(FsError):
+        m.fs.getattr(keys[15])
+    assert m.driver.count() > 0, "an expired listing in the index is not an answer"
+
+
+def test_clearing_the_cache_empties_the_index(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(metadata_cache_entries=40, listing_walk_ahead=0, lookup_subtree=0)
+    _tree(m)
+    _walk(m)
+    assert m.fs._cache.index_names() > 0
+    m.fs.drop_caches()
+    assert m.fs._cache.index_names() == 0
+
+
+def test_a_spill_overtaken_by_an_own_change_is_undone() -> None:
+    """A listing evicted from memory reaches the index outside the lock: a change made meanwhile wins."""
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as tmp:
+        index = MetaIndex(os.path.join(tmp, "m.sqlite"), 1000)
+        cache = MetaCache(60.0, 1.0, 3, clock=clock, index=index)
+        cache.put_listing("/a", {"x": Meta(False, 1, 1.0), "y": Meta(False, 1, 1.0)})
+        real_put = index.put
+
+        def put_then_change(listings):  # type: ignore[no-untyped-def]
+            real_put(list(listings))
+            cache.removed("/a/x")  # lands between the spill and its check
+
+        index.put = put_then_change  # type: ignore[method-assign]
+        cache.put_listing("/b", {"z": Meta(False, 1, 1.0), "w": Meta(False, 1, 1.0)})  # evicts /a
+        index.put = real_put  # type: ignore[method-assign]
+        assert cache.lookup("/a/x") is ABSENT
+        assert index.listing("/a", clock()) is None, "the overtaken listing was dropped from the index"
+        index.close()

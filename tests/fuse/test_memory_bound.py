@@ -7,16 +7,19 @@ bucket at the default options, reading the daemon's ``VmHWM`` (peak resident set
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
+from tests.support.waiting import wait_for
 
 MiB = 1024 * 1024
 RSS_TARGET = 256 * MiB
@@ -58,3 +61,56 @@ def test_peak_rss_stays_under_the_bound_for_any_number_of_writers(
         assert hashlib.sha256(body).hexdigest() == digest
     print(f"{writers} writers of {size_mib} MiB: VmHWM {peak / MiB:.0f} MiB")
     assert peak < RSS_TARGET, f"peak RSS {peak / MiB:.0f} MiB with {writers} writers"
+
+
+# -- the kernel's names: libfuse keeps a node for each (docs/SEMANTICS.md "Memory") ------------------
+
+
+def _fuse_inodes() -> int:
+    """The kernel's FUSE inodes (every FUSE mount's: the tests run one at a time)."""
+    for line in open("/proc/slabinfo").read().splitlines():  # noqa: SIM115 - read at once
+        if line.startswith("fuse_inode "):
+            return int(line.split()[1])
+    raise AssertionError("no fuse_inode line in /proc/slabinfo")
+
+
+def _status(mount: Mount) -> dict[str, object]:
+    return json.loads(os.getxattr(mount.path, "user.s3regfs.status"))
+
+
+def _find_files(root: Path) -> list[str]:
+    done = subprocess.run(["find", str(root), "-type", "f"], capture_output=True, text=True, timeout=300, check=True)
+    return sorted(done.stdout.split())
+
+
+@pytest.mark.parametrize("bound", [0, 200], ids=["unbounded", "kernel_entries=200"])
+def test_a_find_over_a_large_tree_leaves_at_most_kernel_entries_names_in_the_kernel(
+    mount_factory: Callable[..., Mount], bound: int
+) -> None:
+    """With the bound, the kernel forgets the least recently listed directories (and libfuse frees their
+    nodes) once more names than the bound were handed out; without it, it keeps every one."""
+    mount = mount_factory("inmemory", options={"kernel_entries": bound, "metadata_ttl": 60})
+    before = _fuse_inodes()
+    for d in range(100):
+        directory = mount.path / f"d{d:03d}"
+        directory.mkdir()
+        for f in range(10):
+            (directory / f"f{f}").write_bytes(b"%d" % (d * 10 + f))
+    held = open(mount.path / "d000" / "f3", "rb")  # noqa: SIM115 - held across the drops
+    try:
+        files = _find_files(mount.path)
+        assert len(files) == 1000
+        if bound == 0:
+            assert _fuse_inodes() >= before + 1000, "unbounded: the kernel keeps every name it was given"
+            assert _status(mount)["kernel_entries"]["dropped_directories"] == 0  # type: ignore[index]
+            return
+        wait_for(lambda: _status(mount)["kernel_entries"]["handed"] <= bound,  # type: ignore[index]
+                 30, "the names handed out to fall under the bound")
+        wait_for(lambda: _fuse_inodes() <= before + bound + 100, 30,
+                 f"the kernel to forget all but about {bound} of the mount's 1,100 names")
+        assert _status(mount)["kernel_entries"]["dropped_directories"] > 0  # type: ignore[index]
+        assert held.read() == b"3", "a file open in a dropped directory reads on"
+        assert _find_files(mount.path) == files, "dropped names are looked up again: nothing is missing"
+        assert (mount.path / "d000" / "f7").read_bytes() == b"7"
+    finally:
+        held.close()
