@@ -16,10 +16,14 @@ Only this thread calls libfuse here, never a FUSE worker, and it holds no lock a
 it does (the kernel may wait for a request on the parent directory to finish first).  The parent's
 inode number is its libfuse node id (``st_ino`` without ``use_ino``), read with ``lstat`` through the
 mount.  A directory listed before an ancestor of it was dropped is skipped: it went with the ancestor.
+A directory that is some process's working directory is never dropped (its ``getcwd`` would fail
+with ENOENT until it changes directory); dropping an ancestor of it is harmless.  The daemon sees
+the working directories of the processes ``/proc`` shows it (all of them when it runs as root).
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
@@ -40,10 +44,12 @@ Invalidate = Callable[[int, str], int]
 class KernelEntries:
     """Counts the names handed to the kernel per directory; drops the oldest directories past ``limit``."""
 
-    def __init__(self, limit: int, mountpoint: str, lstat: Callable[[str], os.stat_result] = os.lstat) -> None:
+    def __init__(self, limit: int, mountpoint: str, lstat: Callable[[str], os.stat_result] = os.lstat,
+                 working_directories: Callable[[], list[str]] | None = None) -> None:
         self.limit = limit
         self._mountpoint = mountpoint.rstrip("/")
         self._lstat = lstat
+        self._cwds = working_directories or _working_directories
         self._lock = threading.Lock()
         self._dirs: OrderedDict[str, tuple[int, int]] = OrderedDict()  # directory -> (listed at seq, names)
         self._dropped: dict[str, int] = {}  # directory told to go -> seq at the time
@@ -137,7 +143,11 @@ class KernelEntries:
 
     def prune(self) -> int:
         """Drop the least recently listed directories until under half the limit; returns how many."""
-        victims = self._choose()
+        busy = set()
+        for cwd in self._cwds():
+            if cwd == self._mountpoint or cwd.startswith(self._mountpoint + "/"):
+                busy.add(cwd[len(self._mountpoint):] or "/")
+        victims = self._choose(busy)
         if not victims:
             return 0
         dropped = 0
@@ -150,9 +160,10 @@ class KernelEntries:
                   self.handed())
         return dropped
 
-    def _choose(self) -> list[str]:
-        """Pop directories, oldest listed first, until the rest is under half the limit."""
+    def _choose(self, busy: set[str]) -> list[str]:
+        """Pop directories, oldest listed first, until the rest is under half the limit (``busy`` ones stay)."""
         victims: list[str] = []
+        kept: list[tuple[str, tuple[int, int]]] = []
         with self._lock:
             if self._total <= self.limit:
                 return victims
@@ -162,8 +173,14 @@ class KernelEntries:
                 self._total -= names
                 if self._went_with_an_ancestor(directory, seq):
                     continue
+                if directory in busy:
+                    kept.append((directory, (seq, names)))
+                    continue
                 victims.append(directory)
                 self._dropped[directory] = self._seq
+            for directory, held in kept:  # to the newest end: asked again only after the others
+                self._dirs[directory] = held
+                self._total += held[1]
             if len(self._dropped) > 4 * max(1, self.limit):
                 self._dropped.clear()  # bounded: a forgotten drop only costs one useless call later
         return victims
@@ -190,3 +207,14 @@ class KernelEntries:
             if invalidate is None:
                 return False
             return invalidate(node, basename(directory)) == 0
+
+
+def _working_directories() -> list[str]:
+    """The working directories of the processes this daemon may look at (``/proc/PID/cwd``)."""
+    found = []
+    for link in glob.glob("/proc/[0-9]*/cwd"):
+        try:
+            found.append(os.readlink(link))
+        except OSError:
+            continue  # gone, or another user's
+    return found

@@ -29,7 +29,7 @@ class FakeMount:
 
 def _entries(limit: int) -> tuple[KernelEntries, FakeMount]:
     fake = FakeMount()
-    entries = KernelEntries(limit, "/mnt", lstat=fake.lstat)
+    entries = KernelEntries(limit, "/mnt", lstat=fake.lstat, working_directories=list)
     entries._invalidate = fake.invalidate  # as start() sets it, without the thread
     return entries, fake
 
@@ -92,3 +92,14 @@ def test_zero_turns_it_off() -> None:
     entries.listed("/a", 10**6)
     entries.looked_up("/a/b")
     assert not entries.enabled and entries.handed() == 0
+
+
+def test_a_working_directory_is_never_dropped_but_its_ancestors_may_be() -> None:
+    fake = FakeMount()
+    entries = KernelEntries(10, "/mnt", lstat=fake.lstat, working_directories=lambda: ["/mnt/r/here", "/elsewhere"])
+    entries._invalidate = fake.invalidate
+    entries.listed("/r/here", 20)
+    entries.listed("/r/there", 20)
+    entries.prune()
+    assert [name for _, name in fake.dropped] == ["there"]
+    assert entries.handed() == 20, "the working directory stays counted (and is asked again later)"
