@@ -333,7 +333,8 @@ _OPTIONS = [
         "fs",
         int_parser(0),
         str(_fs_default("metadata_cache_entries")),
-        "most cached attribute/listing entries",
+        "most cached attribute/listing entries (names and listings in memory; what does not fit moves to the "
+        "on-disk index)",
     ),
     Option(
         "metadata_index_entries",

@@ -28,7 +28,7 @@ class FsOptions:
     # links, never changed while they exist), which live this long (never shorter than metadata_ttl).
     digest_ttl: float = 600.0
     negative_ttl: float = 1.0
-    metadata_cache_entries: int = 200_000
+    metadata_cache_entries: int = 100_000
     # Names of listings evicted from memory kept on disk (cache_dir/metadata.sqlite, about 100 bytes
     # a name) until they expire, so a walk larger than memory is still known; 0 = none.
     metadata_index_entries: int = 10_000_000

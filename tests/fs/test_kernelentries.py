@@ -1,4 +1,4 @@
-"""KernelEntries (s3regfs/kernelentries.py): which directories are dropped from the kernel's cache, and when.
+"""KernelEntries (s3regfs/kernelentries.py, beside the core it serves): which directories are dropped from the kernel's cache, and when.
 
 The effect on a real mount (the kernel forgets, libfuse frees its nodes) is
 tests/fuse/test_memory_bound.py::test_a_find_over_a_large_tree_leaves_at_most_kernel_entries_names_in_the_kernel.
