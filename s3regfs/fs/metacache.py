@@ -243,16 +243,17 @@ class MetaCache:
                     else:
                         entries[name] = meta
             now = self._clock()
-            if self._index is not None:
-                self._make_room(len(entries) + 1)
-            try:
-                self._listings[directory] = (when, entries, now + (self._long_ttl if digest_path(directory)
-                                                                   else self._short_ttl))
-            except ValueError:  # larger than the whole cache
-                return
+            held = (when, entries, now + (self._long_ttl if digest_path(directory) else self._short_ttl))
             if entries and digest_path(directory):
                 self._anchor(directory, when)
-            evicted = self._listings.take_evicted()
+            if len(entries) + 1 > self._listings.maxsize:  # larger than the whole memory cache
+                evicted = [(directory, held)]  # straight to the index, if there is one
+                self._listings.pop(directory, None)
+            else:
+                if self._index is not None:
+                    self._make_room(len(entries) + 1)
+                self._listings[directory] = held
+                evicted = self._listings.take_evicted()
         if evicted and self._index is not None:
             self._spill(evicted, now)
 
