@@ -21,7 +21,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -32,7 +31,7 @@ import boto3
 from botocore.config import Config
 
 from bench.countingproxy import CountingProxy
-from bench.system import BenchError, drop_caches, peak_rss_mib, run_timed
+from bench.system import BenchError, drop_caches, peak_rss_mib, run_timed, status_mib
 from bench.tools import Credentials, S3regfsMount
 from bench.workloads import tree_keys
 from s3regfs.demo.localserver import LocalS3Server
@@ -109,12 +108,6 @@ def stat_sample(keys: list[str]) -> list[str]:
     return keys[::step][:STAT_FILES]
 
 
-def _rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else 0.0
-
-
 def _requests(proxy: CountingProxy) -> dict[str, int]:
     counts = proxy.counts()
     proxy.reset()
@@ -169,15 +162,15 @@ def _phases(mount: S3regfsMount, proxy: CountingProxy, keys: list[str], sample: 
     seen = listed.count("\n")
     if seen != len(keys):
         raise BenchError(f"find through s3regfs saw {seen} files, expected {len(keys)}")
-    out["find"] = {"s": find_s, **_requests(proxy), "rss_mib": _rss_mib(mount.pid)}
+    out["find"] = {"s": find_s, **_requests(proxy), "rss_mib": status_mib(mount.pid, "VmRSS")}
     ls_s, _ = run_timed(["ls", "-lR", mnt], what="ls -lR", timeout=7200)
-    out["ls_lR"] = {"s": ls_s, **_requests(proxy), "rss_mib": _rss_mib(mount.pid)}
+    out["ls_lR"] = {"s": ls_s, **_requests(proxy), "rss_mib": status_mib(mount.pid, "VmRSS")}
     paths = [os.path.join(mnt, key) for key in sample]
     start = time.perf_counter()
     for path in paths:
         os.stat(path)
-    out["stat"] = {"s": time.perf_counter() - start, **_requests(proxy), "rss_mib": _rss_mib(mount.pid)}
-    out["peak_rss_mib"] = peak_rss_mib(mount.pid)
+    out["stat"] = {"s": time.perf_counter() - start, **_requests(proxy), "rss_mib": status_mib(mount.pid, "VmRSS")}
+    out["peak_rss_mib"] = peakstatus_mib(mount.pid, "VmRSS")
     try:
         status = json.loads(os.getxattr(mnt, "user.s3regfs.status"))
     except OSError:  # an s3regfs without the status xattr (an older commit, for a before/after run)

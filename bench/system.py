@@ -43,10 +43,15 @@ def drop_caches() -> None:
 
 def peak_rss_mib(pid: int) -> float:
     """``VmHWM`` of ``pid`` (peak resident set since the process started), in MiB."""
+    return status_mib(pid, "VmHWM")
+
+
+def status_mib(pid: int, field: str) -> float:
+    """A kB field of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``), in MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
     if match is None:
-        raise BenchError(f"no VmHWM in /proc/{pid}/status")
+        raise BenchError(f"no {field} in /proc/{pid}/status")
     return int(match.group(1)) / 1024
 
 

@@ -170,14 +170,22 @@ class MetaCache:
                 if own is not None and own[1] and (best is None or own[0] > best[0]):
                     best = (own[0], DIR)
             now = self._clock()
-        if self._index is not None and path != "/":
-            best = self._from_index(path, best, listed is None, own is None, now)
+            # memory answers alone unless the parent's listing is not in it or the name is unknown/absent
+            settled = self._index is None or path == "/" or (listed is not None and best is not None
+                                                               and best[1] is not ABSENT)
+            if settled:
+                return self._count(best)
+        best = self._from_index(path, best, listed is None, own is None, now)
         with self._lock:
-            if best is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            return best[1]
+            return self._count(best)
+
+    def _count(self, best: tuple[float, Meta] | None) -> Meta | None:
+        """The answer of a lookup, counted as a hit or a miss (under the lock)."""
+        if best is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return best[1]
 
     def _from_index(self, path: str, best: tuple[float, Meta] | None, parent_unknown: bool, own_unknown: bool,
                     now: float) -> tuple[float, Meta] | None:
