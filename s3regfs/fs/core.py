@@ -280,12 +280,13 @@ class RegistryFilesystem:
     def read(self, fh: int, offset: int, size: int) -> bytes:
         return self._reading.read(self._handles.get(fh), offset, size)
 
-    def write(self, fh: int, offset: int, data: bytes) -> int:
+    def write(self, fh: int, offset: int, data: bytes | bytearray | memoryview) -> int:
+        """Write ``data`` at ``offset``; ``data`` may be a view of the caller's buffer, so nothing keeps it."""
         self._writable()
         handle = self._handles.get(fh)
         if not handle.writable:
             raise FsError(errno.EBADF, f"handle {fh} is not open for writing")
-        written = handle.node.write(offset, bytes(data), handle.append)
+        written = handle.node.write(offset, data, handle.append)
         handle.wrote = True
         if handle.node.path is not None:
             self._overrides.drop_mtime(handle.node.path)

@@ -1,10 +1,16 @@
 """Writes that bypass the page cache (``O_DIRECT``), for spill files and the data cache.
 
-Owns the page-aligned copy buffer (one per thread, an anonymous ``mmap``) that ``O_DIRECT``
-needs, and the write loop.  Filling the page cache with every byte written cost up to 1.5
-CPU-seconds per GiB on the benchmark machine, direct writes 0.2 (docs/PERFORMANCE.md).  The
-callers decide when a write is eligible (page-aligned offset and length) and fall back to
-ordinary writes for what a direct write leaves.
+Owns the page-aligned copy buffers that ``O_DIRECT`` needs and the write loop.  Filling
+the page cache with every byte written cost up to 1.5 CPU-seconds per GiB on the benchmark
+machine, direct writes 0.2 (docs/PERFORMANCE.md).  The callers decide when a write is
+eligible (page-aligned offset and length) and write what a direct write leaves with
+ordinary writes.
+
+The buffers are a bounded pool, not one per thread: ``POOL`` anonymous ``mmap`` s of
+``BUFFER`` bytes each, so 64 FUSE threads writing at once hold at most ``POOL × BUFFER``
+(8 MiB) here, not 64 MiB (docs/SEMANTICS.md "Memory").  A write that finds every buffer
+taken does not wait: it writes nothing directly and its caller writes it through the page
+cache, which costs CPU, never memory or a stall.
 """
 
 from __future__ import annotations
@@ -14,7 +20,14 @@ import os
 import threading
 
 PAGE = 4096
-_buffers = threading.local()
+BUFFER = 1024 * 1024
+"""Bytes of one aligned buffer (FUSE's largest write); longer writes go through it in pieces."""
+POOL = 8
+"""Aligned buffers at most, shared by every thread."""
+
+_lock = threading.Lock()
+_free: list[mmap.mmap] = []
+_made = 0
 
 
 def aligned(offset: int, size: int) -> bool:
@@ -22,25 +35,52 @@ def aligned(offset: int, size: int) -> bool:
     return size > 0 and not (offset | size) % PAGE
 
 
+def _take() -> mmap.mmap | None:
+    global _made
+    with _lock:
+        if _free:
+            return _free.pop()
+        if _made >= POOL:
+            return None
+        _made += 1
+    return mmap.mmap(-1, BUFFER)
+
+
+def _give(buf: mmap.mmap) -> None:
+    with _lock:
+        _free.append(buf)
+
+
 def pwrite(fd: int, data: memoryview, offset: int) -> int:
     """Write ``data`` at ``offset`` of ``fd`` (opened with ``O_DIRECT``) through an aligned copy.
 
     Returns the bytes written: all of them, unless the kernel wrote less and left the next
-    offset unaligned (the caller writes the rest without ``O_DIRECT``).
+    offset unaligned, or no aligned buffer was free (0); the caller writes the rest
+    without ``O_DIRECT``.
     """
+    buf = _take()
+    if buf is None:
+        return 0
     size = len(data)
-    buf = getattr(_buffers, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = _buffers.buf = mmap.mmap(-1, max(size, 1024 * 1024))
-    whole = memoryview(buf)[:size]
+    done = 0
     try:
-        whole[:] = data
-        done = 0
-        while done < size:
-            written = os.pwrite(fd, whole[done:], offset + done)
-            done += written
-            if written == 0 or done % PAGE:
-                break
+        with memoryview(buf) as whole:
+            while done < size:
+                piece = min(size - done, BUFFER)
+                whole[:piece] = data[done:done + piece]
+                written = 0
+                while written < piece:
+                    wrote = os.pwrite(fd, whole[written:piece], offset + done + written)
+                    written += wrote
+                    if wrote == 0 or written % PAGE:
+                        return done + written
+                done += piece
         return done
     finally:
-        whole.release()
+        _give(buf)
+
+
+def buffers_made() -> int:
+    """Aligned buffers allocated so far (at most ``POOL``)."""
+    with _lock:
+        return _made

@@ -11,7 +11,7 @@ metrics) each operation's name and errno (0 for success).  No driver calls, no c
 provides, which also calls libfuse through :func:`exit_loop` and :func:`invalidate_paths`.
 
 Also owns :class:`RegistryFUSE`, the small :class:`mfusepy.FUSE` subclass that
-fills four gaps of mfusepy 3.1 against libfuse 3:
+fills the gaps of mfusepy 3.1 against libfuse 3:
 
 * ``readdir`` passes full attributes with ``FUSE_FILL_DIR_PLUS`` and real
   offsets, so the kernel's READDIRPLUS gets every entry's attributes and
@@ -21,6 +21,9 @@ fills four gaps of mfusepy 3.1 against libfuse 3:
   instead of dropping them;
 * ``truncate``, ``chmod``, ``chown`` and ``utimens`` pass the file handle of an ``ftruncate``,
   ``fchmod``, ``fchown`` and ``futimens`` (with ``nullpath_ok``, an unlinked file has no path);
+* ``write`` passes a view of libfuse's buffer instead of a copy of it: valid for the call
+  only, and the core and every driver copy what they keep (a copy of every write's bytes
+  cost 1 MiB per writing thread at the peak, 64 MiB with 64 writers: docs/SEMANTICS.md "Memory");
 
 and keeps one Python thread state per libfuse worker thread (:func:`_pin_thread_state`):
 a ctypes callback on a thread Python did not start otherwise creates and destroys a
@@ -261,7 +264,7 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return self.core.read(fh, offset, size)
 
     @_errors_to_errno
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str, data: bytes | memoryview, offset: int, fh: int) -> int:
         return self.core.write(fh, offset, data)
 
     @_errors_to_errno
@@ -455,6 +458,13 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
             if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, FILL_DIR_PLUS) != 0:
                 break
         return 0
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        view = memoryview((ctypes.c_ubyte * size).from_address(ctypes.cast(buf, ctypes.c_void_p).value or 0))
+        try:
+            return cast(int, self.operations.write(self._decode(path), view.cast("B"), offset, fip.contents.fh))
+        finally:
+            view.release()
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return cast(int, self.operations.rename(self._decode(old), self._decode(new), flags))

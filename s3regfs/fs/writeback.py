@@ -177,7 +177,7 @@ class Node:
             self.copy_lost = False
             self._touch()
 
-    def write(self, offset: int, data: bytes, append: bool) -> int:
+    def write(self, offset: int, data: bytes | bytearray | memoryview, append: bool) -> int:
         if not data:
             return 0
         with self.lock:
@@ -417,7 +417,7 @@ class Node:
                 "only appending writes are possible until the file is closed",
             )
 
-    def _store(self, offset: int, data: bytes, at_end: bool) -> None:
+    def _store(self, offset: int, data: bytes | bytearray | memoryview, at_end: bool) -> None:
         if self.copy_lost:
             if self.stream is None or not at_end:
                 self._require_copy()
@@ -464,7 +464,7 @@ class Node:
         except Exception as exc:  # noqa: BLE001
             self._stream_failed(exc)
 
-    def _stream_write(self, data: bytes) -> None:
+    def _stream_write(self, data: bytes | bytearray | memoryview) -> None:
         assert self.stream is not None
         try:
             self.stream.write(data)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from s3regfs.fs import directio
 from s3regfs.fs.spill import DIRECT_MIN, SpillArea
 
 MiB = 1024 * 1024
@@ -44,5 +47,40 @@ def test_without_direct_io_everything_is_buffered(tmp_path: Path) -> None:
         data = os.urandom(2 * MiB)
         spill.pwrite(0, data)
         assert spill.pread(0, 2 * MiB) == data
+    finally:
+        spill.close()
+
+
+def test_many_threads_writing_at_once_share_at_most_the_pool_of_aligned_buffers(tmp_path: Path) -> None:
+    """64 writers at once hold at most ``directio.POOL`` aligned buffers; a write that finds none
+    free goes through the page cache, and every byte reads back (docs/SEMANTICS.md "Memory")."""
+    area = SpillArea(str(tmp_path / "spill"))
+    spills = [area.new() for _ in range(64)]
+    start = threading.Barrier(64)
+    payloads = [os.urandom(4 * MiB) for _ in range(8)]
+
+    def write(i: int) -> None:
+        start.wait()
+        data = payloads[i % 8]
+        for offset in range(0, len(data), MiB):
+            spills[i].pwrite(offset, memoryview(data)[offset : offset + MiB])
+
+    try:
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(write, range(64)))
+        assert directio.buffers_made() <= directio.POOL
+        for i, spill in enumerate(spills):
+            assert spill.pread(0, 4 * MiB) == payloads[i % 8]
+    finally:
+        for spill in spills:
+            spill.close()
+
+
+def test_a_direct_write_longer_than_one_buffer_goes_through_it_in_pieces(tmp_path: Path) -> None:
+    spill = SpillArea(str(tmp_path / "spill")).new()
+    try:
+        data = os.urandom(3 * directio.BUFFER + 8192)
+        spill.pwrite(4096, data)
+        assert spill.pread(4096, len(data)) == data
     finally:
         spill.close()

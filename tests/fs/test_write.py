@@ -77,6 +77,24 @@ def test_small_file_is_one_put_content(m: Mount) -> None:
     assert m.driver.snapshot() == {"put_content": 1}
 
 
+@pytest.mark.parametrize("size", [64 * KiB, 2 * MiB], ids=["staged", "streamed"])
+def test_a_write_keeps_no_reference_to_the_callers_buffer(make_fs, size: int) -> None:  # type: ignore[no-untyped-def]
+    """The FUSE adapter passes a view of libfuse's buffer, reused after the call: what is
+    saved is what the buffer held during ``write``, whatever it holds later."""
+    m = make_fs(**_streaming())
+    data = _payload(size)
+    buffer = bytearray(128 * KiB)
+    fh = m.fs.create("/reused", NEW, 0o644)
+    for off in range(0, size, len(buffer)):
+        buffer[:] = data[off : off + len(buffer)]
+        with memoryview(buffer) as view:
+            assert m.fs.write(fh, off, view) == len(buffer)
+        buffer[:] = bytes(len(buffer))  # libfuse reuses its buffer for the next request
+    m.fs.flush(fh)
+    m.fs.release(fh)
+    assert _visible(m, "/reused") == data
+
+
 def test_empty_file_created_and_closed_exists(m: Mount) -> None:
     fh = m.fs.create("/empty", NEW, 0o644)
     m.fs.flush(fh)

@@ -35,6 +35,13 @@ def vm_hwm(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _dd(source: str, target: str) -> None:
     done = subprocess.run(["dd", f"if={source}", f"of={target}", "bs=1M", "status=none"],
                           capture_output=True, timeout=600, check=False)
@@ -60,7 +67,7 @@ def test_peak_rss_stays_under_the_bound_for_any_number_of_writers(
     for i in range(writers):
         body = client.get_object(Bucket=s3_bucket, Key=f"w{i}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == digest
-    print(f"{writers} writers of {size_mib} MiB: VmHWM {peak / MiB:.0f} MiB")
+    print(f"{writers} writers of {size_mib} MiB: VmHWM {peak / MiB:.0f} MiB, daemon CPU {cpu_seconds(mount.proc.pid):.2f} s")
     assert peak < RSS_TARGET, f"peak RSS {peak / MiB:.0f} MiB with {writers} writers"
 
 
