@@ -182,6 +182,7 @@ class _Handler(socketserver.StreamRequestHandler):
     """One client connection: its requests in turn (keep-alive), each over one reused upstream connection."""
 
     timeout = 300.0
+    disable_nagle_algorithm = True  # TCP_NODELAY, as S3 servers and http.client set it (see _relay)
     server: _Server
 
     def handle(self) -> None:
@@ -266,7 +267,10 @@ def _relay(wfile: BinaryIO, resp: http.client.HTTPResponse) -> bool:
     else:
         chunks = iter(lambda: resp.read(_BUF), b"")
     head = [f"HTTP/1.1 {resp.status} {resp.reason}\r\n"] + [f"{k}: {v}\r\n" for k, v in headers]
-    wfile.write(("".join(head) + "\r\n").encode("latin-1"))
-    for chunk in chunks:
-        wfile.write(chunk)
+    pending = ("".join(head) + "\r\n").encode("latin-1")
+    for chunk in chunks:  # the head goes out with the first chunk of the body: one segment for a small response
+        wfile.write(pending + chunk if pending else chunk)
+        pending = b""
+    if pending:
+        wfile.write(pending)
     return not resp.will_close

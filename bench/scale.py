@@ -170,7 +170,7 @@ def _phases(mount: S3regfsMount, proxy: CountingProxy, keys: list[str], sample: 
     for path in paths:
         os.stat(path)
     out["stat"] = {"s": time.perf_counter() - start, **_requests(proxy), "rss_mib": status_mib(mount.pid, "VmRSS")}
-    out["peak_rss_mib"] = peakstatus_mib(mount.pid, "VmRSS")
+    out["peak_rss_mib"] = peak_rss_mib(mount.pid)
     try:
         status = json.loads(os.getxattr(mnt, "user.s3regfs.status"))
     except OSError:  # an s3regfs without the status xattr (an older commit, for a before/after run)

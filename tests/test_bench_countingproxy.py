@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
 import pytest
 
-from bench.countingproxy import CountingProxy, classify
+from bench.countingproxy import CountingProxy, _Handler, _relay, classify
 from s3regfs.demo.localserver import LocalS3Server
 from s3regfs.driver import factory
 from tests.support import s3proxy
@@ -77,3 +78,41 @@ def test_the_remote_profile_delays_every_request_before_forwarding_it(s3_server:
             driver.close()
         requests = sum(proxy.counts().values())
     assert requests >= 1 and took >= 0.25 * requests
+
+
+class _Response:
+    """What :func:`bench.countingproxy._relay` reads of an upstream response."""
+
+    status, reason, chunked, will_close = 200, "OK", False, False
+
+    def __init__(self, body: bytes) -> None:
+        self._body = io.BytesIO(body)
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        return [("Content-Length", str(len(self._body.getvalue())))]
+
+    def read(self, size: int = -1) -> bytes:
+        return self._body.read(size)
+
+
+class _Writes(io.RawIOBase):
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_the_proxy_adds_no_delay_of_its_own_to_a_response_with_a_body() -> None:
+    """A head and a body written apart on a socket with Nagle's algorithm wait for the client's delayed
+    ACK (40 ms on Linux): every LIST through the proxy took about 45 ms instead of 4. The proxy's
+    sockets are TCP_NODELAY and a small response leaves in one write."""
+    assert _Handler.disable_nagle_algorithm
+    out = _Writes()
+    assert _relay(out, _Response(b"<ListBucketResult/>"))  # type: ignore[arg-type]
+    assert len(out.writes) == 1
+    assert out.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and out.writes[0].endswith(b"\r\n\r\n<ListBucketResult/>")
+    out = _Writes()
+    _relay(out, _Response(b""))  # type: ignore[arg-type]
+    assert len(out.writes) == 1 and out.writes[0].endswith(b"\r\n\r\n")
