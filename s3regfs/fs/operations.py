@@ -460,11 +460,12 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
         return 0
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        view = memoryview((ctypes.c_ubyte * size).from_address(ctypes.cast(buf, ctypes.c_void_p).value or 0))
-        try:
-            return cast(int, self.operations.write(self._decode(path), view.cast("B"), offset, fip.contents.fh))
-        finally:
-            view.release()
+        address = ctypes.cast(buf, ctypes.c_void_p).value
+        if not size or not address:
+            return cast(int, self.operations.write(self._decode(path), b"", offset, fip.contents.fh))
+        # the views end with the call (libfuse reuses the buffer); the core copies what it keeps
+        with memoryview((ctypes.c_ubyte * size).from_address(address)) as raw, raw.cast("B") as view:
+            return cast(int, self.operations.write(self._decode(path), view, offset, fip.contents.fh))
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return cast(int, self.operations.rename(self._decode(old), self._decode(new), flags))
