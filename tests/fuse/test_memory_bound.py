@@ -20,26 +20,11 @@ import pytest
 from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
+from tests.support.procfs import cpu_seconds, status_bytes
 from tests.support.waiting import wait_for
 
 MiB = 1024 * 1024
 RSS_TARGET = 256 * MiB
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak resident set size of a process, in bytes."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _dd(source: str, target: str) -> None:
@@ -61,7 +46,7 @@ def test_peak_rss_stays_under_the_bound_for_any_number_of_writers(
         f.write(data)
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(lambda i: _dd(source, str(mount.path / f"w{i}")), range(writers)))
-    peak = vm_hwm(mount.proc.pid)
+    peak = status_bytes(mount.proc.pid, "VmHWM")
     client = s3_server.client()
     digest = hashlib.sha256(data).hexdigest()
     for i in range(writers):

@@ -38,6 +38,7 @@ import pytest
 
 from tests.reliability.conftest import MountSet
 from tests.reliability.helpers import BucketView, MiB
+from tests.support.procfs import status_bytes
 from tests.support.s3proxy import S3Proxy
 
 pytestmark = [pytest.mark.soak, pytest.mark.s3, pytest.mark.fuse]
@@ -119,10 +120,7 @@ def sha_of_file(path: Path, block: int) -> tuple[str, int]:
 
 
 def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "VmRSS", default=0)
 
 
 class Soak:
