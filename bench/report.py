@@ -164,8 +164,8 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
               "s3regfs vs s3fs", "s3regfs vs rclone"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, metric in METRICS.items():
-        if not any(results["values"].get(key, {}).values()):
-            continue
+        if not any(results["values"].get(key, {}).get(tool) for tool in TOOLS):
+            continue  # the floor's own rows are told below the table
         row = [metric.label, metric.unit]
         row += [_fmt(median(results, key, tool), metric.fmt) for tool in TOOLS]
         row += [_ratio(ratio_to_boto3(results, key, tool)) for tool in ("s3regfs", "s3fs", "rclone")]
@@ -177,6 +177,15 @@ def markdown(results: dict[str, Any], chart_name: str | None) -> str:
                   f"mfusepy with the same readdirplus adapter, no S3): `find` {floor['find']:.2f} s "
                   f"({_ratio(ratio_to_boto3(results, 'find', 'floor'))} the flat listing), `ls -lR` "
                   f"{_fmt(floor['ls_lR'])} s, `stat` {_fmt(floor['stat'], '{:.3f}')} s."]
+    floor_iops, own_iops = median(results, "rand_warm", "floor"), median(results, "rand_warm", "s3regfs")
+    disk_iops = median(results, "rand_disk", "floor")
+    if floor_iops and own_iops:
+        lines += ["", f"Warm 4 KiB random reads through the same floor (its `/blob`, from memory): "
+                  f"{floor_iops:,.0f} IOPS; s3regfs {own_iops:,.0f} IOPS, {own_iops / floor_iops:.2f}× the floor "
+                  f"(issue 15 asks ≥ 0.7×)."
+                  + (f" The same reads of a local file after dropping the page cache, no FUSE (the disk a warm "
+                     f"read of a cached blob starts from): {disk_iops:,.0f} IOPS; s3regfs is "
+                     f"{own_iops / disk_iops:.2f}× that." if disk_iops else "")]
     lines += _counts_table(results)
     lines += ["", "Targets of issue 7 (s3regfs, same run, same server):", "", "| target | measured | met |",
               "|---|---|---|"]

@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--boto3-part-size", type=int, default=32, help="boto3 part size in MiB (default %(default)s)")
     parser.add_argument("--boto3-concurrency", type=int, default=8, help="boto3 parallel parts (default %(default)s)")
     parser.add_argument("--no-floor", action="store_true",
-                        help="skip the Python FUSE floor (bench/floorfs.py) in the tree workload")
+                        help="skip the Python FUSE floor (bench/floorfs.py) in the tree and rand workloads")
     parser.add_argument("--profile", choices=("local", "remote"), default="local",
                         help="remote: every tool's requests pass a proxy that delays each by --rtt-ms (default: local)")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="the remote profile's delay per request (ms)")
@@ -141,7 +141,7 @@ class Runner:
             if name != "boto3":
                 extra = self.args.s3regfs_option if name == "s3regfs" else []
                 self.mounts[name] = MOUNTS[name](workdir / name, creds, extra)
-        if not self.args.no_floor and "tree" in self.groups:
+        if not self.args.no_floor and {"tree", "rand"} & set(self.groups):
             floor = MOUNTS["floor"](workdir / "floor", creds)
             floor.objects = self.sizes.tree_objects  # type: ignore[attr-defined]
             self.mounts["floor"] = floor
@@ -184,7 +184,7 @@ class Runner:
             log.info("%s: set up in %.1f s", group, time.perf_counter() - begin)
         reps = 1 if group == "big" else self.sizes.reps
         failed: set[str] = set()
-        names = self.tool_names + (["floor"] if group == "tree" and "floor" in self.mounts else [])
+        names = self.tool_names + (["floor"] if group in ("tree", "rand") and "floor" in self.mounts else [])
         for rep in range(reps):
             order = names[rep % len(names):] + names[: rep % len(names)]
             for name in order:

@@ -48,6 +48,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("cold_read", "cold sequential read", "MB/s", True),
     Metric("rand_cold", "4 KiB random reads, cold file", "IOPS", True),
     Metric("rand_warm", "4 KiB random reads, file read before", "IOPS", True),
+    Metric("rand_disk", "4 KiB random reads of a local file, page cache dropped, no FUSE (floor only)", "IOPS", True),
     Metric("small_files", "new 4 KiB files, until in S3", "files/s", True),
     Metric("find", "`find -type f`, cold (boto3: one flat listing)", "s", False, "{:.2f}"),
     Metric("ls_lR", "`ls -lR` right after", "s", False, "{:.2f}"),
@@ -162,8 +163,9 @@ def _sha256_path(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fio_iops(path: Path, seconds: float) -> float:
-    _, out = run_timed(["fio", "--name=rand4k", f"--filename={path}", "--rw=randread", "--bs=4k",
+def _fio_iops(path: Path, seconds: float, size: int = 0) -> float:
+    _, out = run_timed(["fio", "--name=rand4k", f"--filename={path}", *([f"--size={size}"] if size else []),
+                        "--rw=randread", "--bs=4k",
                         "--ioengine=psync", "--iodepth=1", f"--runtime={seconds}", "--time_based", "--readonly",
                         "--invalidate=1", "--fadvise_hint=1", "--randrepeat=0", "--output-format=json"],
                        what="fio", timeout=seconds + 300)
@@ -259,6 +261,14 @@ def rand(ctx: Context, tool: Tool, rep: int) -> dict[str, float]:
     if isinstance(tool, Boto3Ceiling):
         drop_caches()
         return {"rand_cold": _boto3_ranged_rate(ctx, seconds), "rand_warm": _boto3_ranged_rate(ctx, seconds)}
+    if tool.name == "floor":
+        # its /blob from memory: what mfusepy and the kernel cost per 4 KiB read, nothing else; and
+        # the local disk that a warm read of a cached blob reads from after drop_caches, without FUSE
+        tool.remount(ctx.data_bucket, ctx.endpoint)
+        drop_caches()
+        memory = _fio_iops(tool.path("blob"), seconds)
+        drop_caches()
+        return {"rand_warm": memory, "rand_disk": _fio_iops(ctx.source, seconds, ctx.sizes.rand_file)}
     tool.remount(ctx.data_bucket, ctx.endpoint)
     drop_caches()
     path = tool.path(ctx.rand_key)

@@ -23,12 +23,20 @@ a clean remount; a data file without its list (after a crash) is deleted at star
 unwritten blocks of a sparse file read as zeros.  Eviction is least recently used, a whole blob
 at a time; a blob larger than the whole cache keeps only the blocks that fit.
 
+Reads keep the descriptors of the ``OPEN_FILES`` most recently read files open (a warm 4 KiB read
+is then one ``pread``, no ``open``/``close``).  A descriptor is closed only when no read is using
+it: each entry counts its readers, and eviction or the open-file bound only *retires* a
+descriptor in use, which its last reader closes.  So a number is never closed under a reader
+and reused for another file, and a read never returns another blob's bytes
+[t: tests/fs/test_datacache.py::test_an_evicted_file_is_closed_only_after_its_last_reader].
+
 Thread-safe: one lock around the index; file I/O happens outside it.  A file evicted while it
 is read is read whole (its inode lives until closed) or is a miss (already unlinked).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -46,8 +54,23 @@ log = logging.getLogger(__name__)
 WRITE_QUEUE = 32 * 1024 * 1024
 """Bytes of blocks waiting to be written at most (each holds a reference to a fetched part)."""
 
+OPEN_FILES = 64
+"""Cache files whose read descriptor stays open between reads, at most (least recently read closed first)."""
+
+ADVISE_SPAN = 1024 * 1024
+"""A read asks the kernel for the aligned span around it at once (``POSIX_FADV_WILLNEED``), once per
+span and open file: random reads of a cached blob whose pages are not in memory cost one disk
+read per span, not one per 4 KiB (docs/PERFORMANCE.md, "Warm random reads")."""
+
 _DATA = ".data"
 _BLOCKS = ".blocks"
+
+
+@functools.lru_cache(maxsize=4096)
+def _cache_key(path: str, size: int, etag: str) -> str:
+    """The entry's name: a SHA-256 of the version, never the path itself (remembered for warm reads)."""
+    text = f"{path}\0{size}\0{etag}"
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 @dataclass
@@ -58,6 +81,9 @@ class _Entry:
     blocks: set[int] = field(default_factory=set)
     pending: set[int] = field(default_factory=set)  # queued for the writer
     nbytes: int = 0
+    fd: int = -1  # open for reads; owned by DataCache._open, or retired and closed by its last reader
+    readers: int = 0  # reads using ``fd`` now
+    advised: set[int] = field(default_factory=set)  # ADVISE_SPAN indexes asked into the page cache
 
 
 class DataCache:
@@ -70,6 +96,7 @@ class DataCache:
         self.prefixes = tuple(prefixes)
         self._lock = threading.Lock()
         self._index: OrderedDict[str, _Entry] = OrderedDict()  # key -> entry, least recently used first
+        self._open: OrderedDict[str, _Entry] = OrderedDict()  # entries owning an open fd, least recently read first
         self._total = 0
         self._written = threading.Condition(self._lock)  # a queued write finished (or failed)
         self._queued = 0  # bytes waiting for the writer
@@ -82,12 +109,9 @@ class DataCache:
     # -- policy ------------------------------------------------------------------------------------
 
     def applies(self, path: str) -> bool:
-        return self.max_bytes > 0 and any(path.startswith(p) for p in self.prefixes)
+        return self.max_bytes > 0 and path.startswith(self.prefixes)
 
-    @staticmethod
-    def _key(path: str, size: int, etag: str) -> str:
-        text = f"{path}\0{size}\0{etag}"
-        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    _key = staticmethod(_cache_key)
 
     def _file(self, entry: _Entry, suffix: str = _DATA) -> str:
         return os.path.join(self.directory, entry.name + suffix)
@@ -108,20 +132,83 @@ class DataCache:
         wanted = range(first, last + 1)
         with self._lock:
             entry = self._index.get(key)
-            while entry is not None and any(i in entry.pending for i in wanted):
+            while entry is not None and entry.pending and any(i in entry.pending for i in wanted):
                 self._written.wait()  # answered from disk once the writer has it there
                 entry = self._index.get(key)
-            if entry is None or not all(i in entry.blocks for i in wanted):
+            if entry is None or not (first in entry.blocks if first == last else entry.blocks.issuperset(wanted)):
                 self.misses += 1
                 return None
             self._index.move_to_end(key)
-        data = _pread(self._file(entry), length, offset)
+            entry.readers += 1
+            fd = entry.fd
+            span = offset // ADVISE_SPAN
+            advise = span not in entry.advised
+            if advise:
+                entry.advised.add(span)
+            retired = self._own(key, entry) if fd >= 0 else []
+        try:
+            if fd < 0:
+                fd = self._open_for_reads(key, entry)
+            if advise and fd >= 0:
+                _willneed(fd, span * ADVISE_SPAN, ADVISE_SPAN)
+            data = _pread(fd, length, offset) if fd >= 0 else b""
+        finally:
+            self._close_all(self._release(key, entry, fd) + retired)
         if len(data) != length:
             self._evict_entry(key, entry)
             self.misses += 1
             return None
         self.hits += 1
         return data
+
+    # -- descriptors kept open for reads -----------------------------------------------------------
+
+    def _open_for_reads(self, key: str, entry: _Entry) -> int:
+        """A read descriptor of ``entry``'s file (-1 when it is gone), owned by the entry if it has none."""
+        try:
+            fd = os.open(self._file(entry), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        with self._lock:
+            if entry.fd >= 0 or self._index.get(key) is not entry:
+                return fd  # another reader opened it first, or evicted meanwhile: ours is private
+            entry.fd = fd
+            retired = self._own(key, entry)
+        self._close_all(retired)
+        return fd
+
+    def _own(self, key: str, entry: _Entry) -> list[int]:
+        """(Lock held.) Make ``entry``'s fd the most recently read; the descriptors over the bound to close."""
+        self._open[key] = entry
+        self._open.move_to_end(key)
+        closing = []
+        while len(self._open) > OPEN_FILES:
+            _, old = self._open.popitem(last=False)
+            closing += self._retire(old)
+        return closing
+
+    def _retire(self, entry: _Entry) -> list[int]:
+        """(Lock held, ``entry`` no longer in ``_open``.) Its fd to close now, or none if a read uses it."""
+        if entry.fd < 0 or entry.readers > 0:
+            return []  # the last reader closes it (``_release``)
+        fd, entry.fd = entry.fd, -1
+        return [fd]
+
+    def _release(self, key: str, entry: _Entry, fd: int) -> list[int]:
+        """A read of ``entry`` through ``fd`` is done: the descriptors to close."""
+        with self._lock:
+            entry.readers -= 1
+            if fd >= 0 and fd != entry.fd:
+                return [fd]  # a private one
+            return [] if self._open.get(key) is entry else self._retire(entry)  # retired meanwhile: last one closes
+
+    @staticmethod
+    def _close_all(fds: list[int]) -> None:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def store(self, path: str, size: int, etag: str, offset: int, data: bytes) -> None:
         """Queue every whole block in ``data`` (read at ``offset`` of version ``etag``, of ``size`` bytes)."""
@@ -156,7 +243,6 @@ class DataCache:
         nbytes = len(job.data)
         job.data = memoryview(b"")  # the fetched part may be freed
         with self._lock:
-            self._queued -= nbytes
             job.entry.pending.difference_update(job.blocks)
             if ok and self._index.get(job.key) is job.entry:
                 added = [i for i in job.blocks if i not in job.entry.blocks]
@@ -164,12 +250,14 @@ class DataCache:
                 grown = _span(added, self.block, job.size)
                 job.entry.nbytes += grown
                 self._total += grown
-            self._written.notify_all()
         if ok:
             self._evict(keep=job.key)
+        with self._lock:  # last, so that ``drain`` returns with the evictions it caused done
+            self._queued -= nbytes
+            self._written.notify_all()
 
     def drain(self) -> None:
-        """Wait until every queued block is written."""
+        """Wait until every queued block is written (and what it evicted is gone)."""
         with self._lock:
             while self._queued > 0:
                 self._written.wait()
@@ -178,6 +266,7 @@ class DataCache:
 
     def _evict(self, keep: str | None = None) -> None:
         doomed: list[_Entry] = []
+        closing: list[int] = []
         with self._lock:
             for key in list(self._index):
                 if self._total <= self.max_bytes:
@@ -187,6 +276,8 @@ class DataCache:
                 entry = self._index.pop(key)
                 self._total -= entry.nbytes
                 doomed.append(entry)
+                closing += self._forget(key, entry)
+        self._close_all(closing)
         for entry in doomed:
             self._remove_files(entry)
 
@@ -196,7 +287,15 @@ class DataCache:
                 return
             del self._index[key]
             self._total -= entry.nbytes
+            closing = self._forget(key, entry)
+        self._close_all(closing)
         self._remove_files(entry)
+
+    def _forget(self, key: str, entry: _Entry) -> list[int]:
+        """(Lock held, ``entry`` just left the index.) Its descriptor leaves ``_open``: the fds to close now."""
+        if self._open.get(key) is entry:
+            del self._open[key]
+        return self._retire(entry)
 
     def _remove_files(self, entry: _Entry) -> None:
         _unlink(self._file(entry, _BLOCKS))  # the list first: a data file without it is never trusted
@@ -210,6 +309,9 @@ class DataCache:
         self._writer.stop()
         with self._lock:
             entries = list(self._index.values())
+            closing = [fd for old in self._open.values() for fd in self._retire(old)]
+            self._open.clear()
+        self._close_all(closing)
         for entry in entries:
             try:
                 fd = os.open(self._file(entry), os.O_RDONLY | os.O_CLOEXEC)
@@ -344,18 +446,20 @@ def _span(blocks: Iterable[int], block: int, size: int) -> int:
     return sum(min(block, size - i * block) for i in blocks)
 
 
-def _pread(path: str, length: int, offset: int) -> bytes:
-    """``length`` bytes at ``offset`` of ``path`` (b"" when it is gone): plain os calls, no file object."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return b""
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """``length`` bytes at ``offset`` of the open file ``fd`` (b"" when it cannot be read)."""
     try:
         return os.pread(fd, length, offset)
     except OSError:
         return b""
-    finally:
-        os.close(fd)
+
+
+def _willneed(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to read this span of ``fd`` into the page cache now (asynchronously); a hint only."""
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
 
 
 def _pwrite(path: str, data: memoryview, offset: int) -> bool:
