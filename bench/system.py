@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import time
@@ -44,6 +45,15 @@ def drop_caches() -> None:
 def peak_rss_mib(pid: int) -> float:
     """``VmHWM`` of ``pid`` (peak resident set since the process started), in MiB."""
     return status_mib(pid, "VmHWM")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User plus system CPU seconds of ``pid`` (all its threads), or of this process when None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def status_mib(pid: int, field: str) -> float:

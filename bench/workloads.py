@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.system import GiB, MiB, BenchError, drop_caches, peak_rss_mib, preload, run_timed, wait_for
+from bench.system import (GiB, MiB, BenchError, cpu_seconds, drop_caches, peak_rss_mib, preload, run_timed,
+                          wait_for)
 from bench.tools import Boto3Ceiling, Mount
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Metric:
 METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("seq_write", "sequential write, until in S3", "MB/s", True),
     Metric("cold_read", "cold sequential read", "MB/s", True),
+    Metric("cold_read_cpu", "CPU of the client per GiB, cold sequential read (boto3: its own process)",
+           "CPU-s/GiB", False, "{:.2f}"),
     Metric("rand_cold", "4 KiB random reads, cold file", "IOPS", True),
     Metric("rand_warm", "4 KiB random reads, file read before", "IOPS", True),
     Metric("rand_disk", "4 KiB random reads of a local file, page cache dropped, no FUSE (floor only)", "IOPS", True),
@@ -203,7 +206,7 @@ def seq(ctx: Context, tool: Tool, rep: int) -> dict[str, float]:
     """Write ``sizes.seq`` bytes (until the object is in S3), then read it back cold."""
     size, key = ctx.sizes.seq, ctx.blob_key(f"seq/{tool.name}/{rep}")
     out = _write_until_in_s3(ctx, tool, key, size, "seq_write", "rss_write")
-    out["cold_read"] = _cold_read(ctx, tool, key, size)
+    out["cold_read"], out["cold_read_cpu"] = _cold_read(ctx, tool, key, size)
     ctx.client.delete_object(Bucket=ctx.data_bucket, Key=key)
     return out
 
@@ -234,15 +237,18 @@ def _write_until_in_s3(ctx: Context, tool: Tool, key: str, size: int, speed: str
     return {speed: _mb_per_s(size, elapsed), rss: peak_rss_mib(tool.pid)}
 
 
-def _cold_read(ctx: Context, tool: Tool, key: str, size: int) -> float:
+def _cold_read(ctx: Context, tool: Tool, key: str, size: int) -> tuple[float, float]:
+    """MB/s, and the client's CPU seconds per GiB (the daemon's, all threads; boto3: this process's)."""
     if isinstance(tool, Boto3Ceiling):
         drop_caches()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         ctx.client.download_fileobj(ctx.data_bucket, key, _Sink(), Config=ctx.boto3.transfer)
-        return _mb_per_s(size, time.perf_counter() - start)
+        return _mb_per_s(size, time.perf_counter() - start), (cpu_seconds() - cpu) / (size / GiB)
     tool.remount(ctx.data_bucket, ctx.endpoint)
     drop_caches()
-    return _mb_per_s(size, _dd_read(tool.path(key), size))
+    cpu = cpu_seconds(tool.pid)
+    speed = _mb_per_s(size, _dd_read(tool.path(key), size))
+    return speed, (cpu_seconds(tool.pid) - cpu) / (size / GiB)
 
 
 # -- random reads -------------------------------------------------------------------------
@@ -489,7 +495,7 @@ def readers(ctx: Context, tool: Tool, rep: int) -> dict[str, float]:
 
 
 GROUPS: dict[str, tuple[Callable[[Context], None] | None, Callable[..., dict[str, float]], tuple[str, ...]]] = {
-    "seq": (None, seq, ("seq_write", "cold_read", "rss_write")),
+    "seq": (None, seq, ("seq_write", "cold_read", "cold_read_cpu", "rss_write")),
     "rand": (setup_rand, rand, ("rand_cold", "rand_warm")),
     "small": (None, small, ("small_files",)),
     "tree": (setup_tree, tree, ("find", "ls_lR", "stat")),
