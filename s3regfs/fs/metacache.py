@@ -13,7 +13,7 @@ Attributes and listings live ``metadata_ttl``, except those of digest paths
 registry layout), which live ``digest_ttl`` (a per-entry expiry: cachetools ``TLRUCache``).
 A digest path known to exist implies every directory above it: ``anchors`` keeps, for those
 directories that are not digest paths themselves, when that was last learned, also for
-``digest_ttl``; a digest directory with a cached listing of its own is known to exist the same way.
+``digest_ttl`` (:class:`_Anchors`, a plain bounded map: one float a directory); a digest directory with a cached listing of its own is known to exist the same way.
 So a walk that outlasts ``metadata_ttl`` leaves the registry's content-addressed part, and every
 directory above it, answerable without a request.  Newer knowledge still wins (a newer listing of
 the parent that lacks the name, a removal).
@@ -64,6 +64,48 @@ _RACE_HORIZON = 60.0
 
 _ANCHOR_SLACK = 1.0
 """An anchor at most this much older than a new fact is not renewed (a walk stores thousands a second)."""
+
+class _Anchors:
+    """Directories above a known digest path → the stamp of that fact; at most ``maxsize``, oldest out.
+
+    One float per directory in an OrderedDict, about 280 bytes an entry with a registry path against
+    438 for a cachetools ``TLRUCache`` entry of (stamp, expiry) (docs/PERFORMANCE.md, "Memory at a
+    million objects").  An anchor lives ``ttl`` from its stamp; an expired one is dropped when met.
+    Not thread-safe: the cache's lock guards it.
+    """
+
+    def __init__(self, maxsize: int, ttl: float, clock: Callable[[], float]) -> None:
+        self.maxsize = maxsize
+        self._ttl = ttl
+        self._clock = clock
+        self._data: OrderedDict[str, float] = OrderedDict()
+
+    def get(self, path: str) -> float | None:
+        stamp = self._data.get(path)
+        if stamp is not None and stamp + self._ttl <= self._clock():
+            del self._data[path]
+            return None
+        return stamp
+
+    def put(self, path: str, stamp: float) -> None:
+        data = self._data
+        data[path] = stamp
+        data.move_to_end(path)
+        while len(data) > self.maxsize:
+            data.popitem(last=False)
+
+    def pop(self, path: str, default: float | None = None) -> float | None:
+        return self._data.pop(path, default)
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
 
 ABSENT = Meta(False, -1, 0.0)
 """The answer of :meth:`MetaCache.lookup` for a name known not to exist."""
@@ -134,9 +176,7 @@ class MetaCache:
         self._ttl = long_ttl
         # directory (not itself a digest path) -> (stamp, expiry): a digest path below it was known to
         # exist at ``stamp`` (see the module docstring).
-        self._anchors: TLRUCache[str, tuple[float, float]] = TLRUCache(
-            size, lambda _key, value, _now: value[1], timer=clock
-        )
+        self._anchors = _Anchors(size, long_ttl, clock)
         # This mount's own changes of the last ``ttl`` seconds, re-applied to a listing fetched
         # before them but stored after them.
         self._changes: dict[str, deque[tuple[float, str, Meta]]] = {}
@@ -162,8 +202,8 @@ class MetaCache:
                 if listed is not None and (best is None or listed[0] > best[0]):
                     best = (listed[0], listed[1].get(basename(path), ABSENT))
             anchored = self._anchors.get(path)
-            if anchored is not None and (best is None or anchored[0] > best[0]):
-                best = (anchored[0], DIR)
+            if anchored is not None and (best is None or anchored > best[0]):
+                best = (anchored, DIR)
             own = None
             if best is None or best[1] is ABSENT:
                 own = self._listings.get(path)  # a digest directory's own listing (it outlives its parent's)
@@ -304,14 +344,13 @@ class MetaCache:
 
     def _anchor(self, path: str, stamp: float) -> None:
         """The digest path ``path`` existed at ``stamp``: so did each directory above it."""
-        expiry = self._clock() + self._ttl
         step = parent(path)
         while step != "/":
             if not digest_path(step):
                 held = self._anchors.get(step)
-                if held is not None and held[0] >= stamp - _ANCHOR_SLACK:
+                if held is not None and held >= stamp - _ANCHOR_SLACK:
                     return  # anchored by a fact at most a second older, and so is everything above it
-                self._anchors[step] = (stamp, expiry)
+                self._anchors.put(step, stamp)
             step = parent(step)
 
     def _unanchor(self, path: str) -> None:

@@ -357,6 +357,23 @@ def test_drop_caches_makes_another_writers_change_visible_at_once(make_fs) -> No
     assert m.names("/d") == ["a", "b"] and m.fs.getattr("/d/a").size == 3
 
 
+def test_directories_above_digest_paths_are_bounded_and_live_digest_ttl_from_their_fact() -> None:
+    clock = Clock()
+    cache = MetaCache(4.0, 1.0, 4, clock=clock, digest_ttl=600.0)  # four anchors at most
+    for i in range(5):  # each digest directory anchors /x{i}/sha256 and /x{i}, learned at clock i
+        cache.put_listing(f"/x{i}/sha256/{DIGEST}", {"data": Meta(False, 71, 1.0)}, stamp=clock())
+        clock.advance(1)
+    clock.advance(10)  # past metadata_ttl: only the anchors answer for the directories above
+    directory = Meta(True, 0, 0.0)
+    assert [cache.lookup(f"/x{i}") for i in range(5)] == [None, None, None, directory, directory], (
+        "the least recently anchored went first"
+    )
+    clock.now = 1000.0 + 603.5  # /x3 was learned at 1003, /x4 at 1004: digest_ttl runs from the fact
+    assert cache.lookup("/x3") is None and cache.lookup("/x4") == directory
+    clock.advance(1)
+    assert cache.lookup("/x4") is None
+
+
 def test_cache_entries_are_bounded() -> None:
     cache = MetaCache(5.0, 1.0, 100, Clock())
     for i in range(1000):
