@@ -13,7 +13,8 @@ Attributes and listings live ``metadata_ttl``, except those of digest paths
 registry layout), which live ``digest_ttl`` (a per-entry expiry: cachetools ``TLRUCache``).
 A digest path known to exist implies every directory above it: ``anchors`` keeps, for those
 directories that are not digest paths themselves, when that was last learned, also for
-``digest_ttl`` (:class:`_Anchors`, a plain bounded map: one float a directory); a digest directory with a cached listing of its own is known to exist the same way.
+``digest_ttl`` (:class:`_Anchors`, a plain bounded map: one float a directory); a digest
+directory with a cached listing of its own is known to exist the same way.
 So a walk that outlasts ``metadata_ttl`` leaves the registry's content-addressed part, and every
 directory above it, answerable without a request.  Newer knowledge still wins (a newer listing of
 the parent that lacks the name, a removal).
@@ -65,12 +66,13 @@ _RACE_HORIZON = 60.0
 _ANCHOR_SLACK = 1.0
 """An anchor at most this much older than a new fact is not renewed (a walk stores thousands a second)."""
 
+
 class _Anchors:
     """Directories above a known digest path → the stamp of that fact; at most ``maxsize``, oldest out.
 
-    One float per directory in an OrderedDict, about 280 bytes an entry with a registry path against
-    438 for a cachetools ``TLRUCache`` entry of (stamp, expiry) (docs/PERFORMANCE.md, "Memory at a
-    million objects").  An anchor lives ``ttl`` from its stamp; an expired one is dropped when met.
+    One float per directory in an OrderedDict: 71 bytes an entry besides its path, against 239 for a
+    cachetools ``TLRUCache`` entry of (stamp, expiry) (docs/PERFORMANCE.md, "Memory at a million
+    objects").  An anchor lives ``ttl`` from its stamp; an expired one is dropped when met.
     Not thread-safe: the cache's lock guards it.
     """
 
@@ -174,8 +176,8 @@ class MetaCache:
         self._listings = _Evicting(size, lambda _key, value, _now: value[2], timer=clock,
                                    getsizeof=lambda value: len(value[1]) + 1)
         self._ttl = long_ttl
-        # directory (not itself a digest path) -> (stamp, expiry): a digest path below it was known to
-        # exist at ``stamp`` (see the module docstring).
+        # directory (not itself a digest path) -> stamp: a digest path below it was known to exist
+        # at ``stamp`` (see the module docstring).
         self._anchors = _Anchors(size, long_ttl, clock)
         # This mount's own changes of the last ``ttl`` seconds, re-applied to a listing fetched
         # before them but stored after them.
