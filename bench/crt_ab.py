@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,17 +39,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
+from bench.system import GiB, MiB, cpu_seconds  # noqa: E402
 PART = 16 * MiB
 IN_FLIGHT = 4
 KEY = "bench/crt-ab"
 SIDES = ("boto3", "driver", "crt-ranges", "crt-sink", "crt-file")
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class _Sink:
@@ -103,7 +96,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
         client = boto3_client(params)
         config = TransferConfig(multipart_chunksize=32 * MiB, max_concurrency=8)
-        start, cpu = time.perf_counter(), _cpu()
+        start, cpu = time.perf_counter(), cpu_seconds()
         client.download_fileobj(params["bucket"], KEY, _Sink(), Config=config)
         moved = size
     elif side in ("driver", "crt-ranges"):
@@ -115,12 +108,12 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             crt = _crt_client(params)
             fetch = lambda offset: _crt_range(crt, params, offset, min(PART, size - offset))  # noqa: E731
-        start, cpu = time.perf_counter(), _cpu()
+        start, cpu = time.perf_counter(), cpu_seconds()
         with ThreadPoolExecutor(IN_FLIGHT) as pool:
             moved = sum(len(part) for part in pool.map(fetch, range(0, size, PART)))
     else:
         crt = _crt_client(params)
-        start, cpu = time.perf_counter(), _cpu()
+        start, cpu = time.perf_counter(), cpu_seconds()
         if side == "crt-sink":
             def count(chunk: Any, **_: Any) -> None:
                 nonlocal moved
@@ -133,7 +126,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                 target = os.path.join(scratch, "body")
                 _crt_get(crt, params, None, recv_filepath=target)
                 moved = os.path.getsize(target)
-    seconds, cpu = time.perf_counter() - start, _cpu() - cpu
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     if moved != size:
         raise SystemExit(f"{side}: read {moved} bytes, expected {size}")
     return {"mbps": size / seconds / 1e6, "cpu_per_gib": cpu / (size / GiB)}

@@ -28,6 +28,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, scale, system, workloads  # noqa: E402
+
+FLOOR_GROUPS = ("tree", "rand")
+"""The workload groups the Python FUSE floor (bench/floorfs.py) also runs in."""
 from bench.countingproxy import CountingProxy  # noqa: E402
 from bench.system import MiB, BenchError  # noqa: E402
 from bench.tools import MOUNTS, Boto3Ceiling, Credentials, Mount  # noqa: E402
@@ -141,7 +144,7 @@ class Runner:
             if name != "boto3":
                 extra = self.args.s3regfs_option if name == "s3regfs" else []
                 self.mounts[name] = MOUNTS[name](workdir / name, creds, extra)
-        if not self.args.no_floor and {"tree", "rand"} & set(self.groups):
+        if not self.args.no_floor and set(FLOOR_GROUPS) & set(self.groups):
             floor = MOUNTS["floor"](workdir / "floor", creds)
             floor.objects = self.sizes.tree_objects  # type: ignore[attr-defined]
             self.mounts["floor"] = floor
@@ -184,7 +187,7 @@ class Runner:
             log.info("%s: set up in %.1f s", group, time.perf_counter() - begin)
         reps = 1 if group == "big" else self.sizes.reps
         failed: set[str] = set()
-        names = self.tool_names + (["floor"] if group in ("tree", "rand") and "floor" in self.mounts else [])
+        names = self.tool_names + (["floor"] if group in FLOOR_GROUPS and "floor" in self.mounts else [])
         for rep in range(reps):
             order = names[rep % len(names):] + names[: rep % len(names)]
             for name in order:
