@@ -28,13 +28,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, scale, system, workloads  # noqa: E402
-
-FLOOR_GROUPS = ("tree", "rand")
-"""The workload groups the Python FUSE floor (bench/floorfs.py) also runs in."""
 from bench.countingproxy import CountingProxy  # noqa: E402
 from bench.system import MiB, BenchError  # noqa: E402
 from bench.tools import MOUNTS, Boto3Ceiling, Credentials, Mount  # noqa: E402
 from s3regfs.demo.localserver import LocalS3Server, find_weed  # noqa: E402
+
+FLOOR_GROUPS = ("tree", "rand")
+"""The workload groups the Python FUSE floor (bench/floorfs.py) also runs in."""
 
 log = logging.getLogger("bench")
 REPO = Path(__file__).resolve().parent.parent
