@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from s3regfs.driver.base import FileInfo, StorageDriver
 from s3regfs.driver.errors import FilledBuffer, PathNotFoundError
 from s3regfs.fs.metacache import DIR, Listing, Meta, MetaCache
-from s3regfs.fs.paths import basename, is_under, name_ok, parent
+from s3regfs.fs.paths import basename, is_under, name_ok, parent, relative_ok
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,12 @@ class Lister:
         clash = False
         prefix = _prefix(directory)
         for info in files:
-            parts = (info.path[len(prefix):] if info.path.startswith(prefix) else "").split("/")
-            if not all(name_ok(part) for part in parts):
+            rel = info.path[len(prefix):] if info.path.startswith(prefix) else ""
+            if not relative_ok(rel):
                 bad.append(info.path)
                 continue
             here = directory
+            parts = rel.split("/")
             for depth, part in enumerate(parts):
                 entries = listings.setdefault(here, {})
                 last = depth == len(parts) - 1
@@ -221,10 +222,16 @@ class Lister:
 
     def _via_walk(self, directory: str) -> Listing | None:
         """The listing from a walk session, or None when one more page did not finish it."""
-        session, _ = self._session_for(directory)
+        session, new = self._session_for(directory)
+        if not new and directory in session.chain:  # (one C-level scan under the GIL: a consistent snapshot)
+            # The walk has entered this directory and not left it: its listing closes only after its
+            # whole subtree, so waiting for a batch would not give it. List it on its own instead,
+            # and keep the walk going in the background for what lies below.
+            self._fetch_next(session)
+            return None
         with session.lock:
             cached = self.cache.listing(directory)
-            if cached is None and not session.done:
+            if cached is None and not session.done and (new or directory not in session.chain):
                 self._advance(session)
                 if session.done and session.root == directory and session.root_empty:
                     raise PathNotFoundError(directory)
@@ -291,7 +298,7 @@ class Lister:
             if not info.path.startswith(prefix):
                 return
             rel = info.path[len(prefix) :]
-            if not all(name_ok(part) for part in rel.split("/")):
+            if not relative_ok(rel):
                 bad.setdefault(parent(info.path), []).append(info.path)
                 return
             self._place(session, info, stamp)

@@ -30,9 +30,23 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 RULE = "names may use only the letters A-Z a-z, digits, '.', '_' and '-', and may not be '.' or '..'"
 
 
+_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]{1,%d})+" % NAME_MAX)
+"""A whole path of representable names of at most NAME_MAX bytes each (ASCII: a character is a byte)."""
+_REL_RE = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+
+
 def name_ok(name: str) -> bool:
     """True when ``name`` is one representable path component."""
     return _NAME_RE.fullmatch(name) is not None and name not in (".", "..")
+
+
+def relative_ok(rel: str) -> bool:
+    """True when every component of the relative path ``rel`` is representable (one regex match)."""
+    return _REL_RE.fullmatch(rel) is not None and not _has_dot_name("/" + rel)
+
+
+def _has_dot_name(path: str) -> bool:
+    return "/." in path and any(name in (".", "..") for name in path.split("/"))
 
 
 def _byte_len(text: str) -> int:
@@ -43,6 +57,8 @@ def problem(path: str) -> tuple[int, str] | None:
     """``None`` when ``path`` maps to a driver path, else ``(errno, reason)``."""
     if path == "/":
         return None
+    if len(path) <= KEY_MAX and _PATH_RE.fullmatch(path) is not None and not _has_dot_name(path):
+        return None  # the common case in one match; the loop below names what is wrong
     if not path.startswith("/"):
         return errno.EINVAL, "not an absolute path"
     if _byte_len(path) > KEY_MAX:

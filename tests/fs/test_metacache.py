@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,6 +115,41 @@ def test_walk_ahead_fetches_the_next_batch_in_the_background_one_ahead(make_fs) 
     assert seen == 400
     walks = m.driver.count("walk")
     assert 400 // 50 <= walks <= 400 // 50 + 3, "about one batch per 50 keys: no batch fetched twice"
+
+
+def test_a_directory_the_walk_is_inside_is_listed_at_once_while_the_next_batch_is_slow(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """``find`` reads a directory before the walk has left it (every directory above a large subtree):
+    its listing cannot come from the walk's next batch, so it is listed on its own at once and the
+    reader does not wait for that batch (it waited for one batch per such directory before)."""
+    m = make_fs(listing_walk_ahead=50)
+    for i in range(400):
+        m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
+    lister = m.fs._lister
+    inner_walk = lister.driver.walk
+    release = threading.Event()
+    walks = []
+
+    def slow_after_the_first(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
+        walks.append(path)
+        if len(walks) > 1:
+            assert release.wait(10), "the test never released the walk"
+        return inner_walk(path, fn, start_after_hint)
+
+    lister.driver = SimpleNamespace(walk=slow_after_the_first, list_info=lister.driver.list_info)
+    try:
+        assert m.names("/t") == ["a"]  # the reader's own first batch: /t and /t/a stay open
+        done = threading.Event()
+        found: list[list[str]] = []
+        reader = threading.Thread(target=lambda: (found.append(m.names("/t/a")), done.set()))
+        reader.start()
+        assert done.wait(5), "the listing of a directory the walk is inside waited for the walk"
+        assert found == [[f"d{i:03d}" for i in range(100)]]
+        assert len(walks) >= 2, "the walk goes on in the background"
+    finally:
+        release.set()
+        reader.join(10)
+    _idle(m)
+    assert [n for n, _ in m.fs.readdir("/t/a/d099")] == ["f0", "f1", "f2", "f3"]
 
 
 def test_own_changes_invalidate_at_once(m: Mount) -> None:
