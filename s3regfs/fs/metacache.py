@@ -27,7 +27,8 @@ a name it does not contain is absent (until the listing expires).
 A listing evicted to stay within ``metadata_cache_entries`` moves to the on-disk
 :class:`~s3regfs.fs.metaindex.MetaIndex` when there is one, with the same stamp and expiry: a lookup
 or listing the memory does not answer asks it before the driver (and its answer competes on the
-same "newest wins" terms); every own change drops the changed directory's row there.
+same "newest wins" terms); every own change drops the changed directory's row there.  A directory
+whose anchor memory dropped is vouched for by a live listing below it in the index.
 
 This mount's own changes update the cache at once (:meth:`added`, :meth:`removed`,
 :meth:`forget_tree`); another mount's changes show when the entries expire (metadata_ttl,
@@ -239,6 +240,12 @@ class MetaCache:
                 best = (found[0], ABSENT if found[1] is None else _meta(found[1]))
         if own_unknown and (best is None or best[1] is ABSENT):
             stamp = self._index.has_names(path, now)
+            if stamp is not None and (best is None or stamp > best[0]):
+                best = (stamp, DIR)
+        if (best is None or best[1] is ABSENT) and not digest_path(path):
+            # the anchors of the index: a live digest listing below ``path`` (the memory keeps at most
+            # metadata_cache_entries anchors; a million-object tree has about 290,000 such directories)
+            stamp = self._index.live_below(path, now)
             if stamp is not None and (best is None or stamp > best[0]):
                 best = (stamp, DIR)
         return best

@@ -8,6 +8,9 @@ does not answer asks this index before the driver, so a walk of a tree larger th
 (``find`` over a million objects) is still known afterwards, while the daemon's memory stays
 independent of the bucket's size: SQLite's own page cache is 8 MiB.
 
+It also stands in for the anchors memory could not keep: a live, non-empty listing below a directory
+shows that the directory exists (:meth:`MetaIndex.live_below`, a scan of at most ``BELOW_SCAN`` rows).
+
 The index answers only what the memory cache would have answered: nothing after its expiry, and
 nothing about a directory this mount changed since (every change drops that directory's row).
 It holds at most ``max_names`` names: past that, the earliest-expiring listings go first.  The file
@@ -40,6 +43,8 @@ CREATE TABLE entry (listing INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER
     mtime REAL NOT NULL, local INTEGER NOT NULL, etag TEXT, PRIMARY KEY (listing, name)) WITHOUT ROWID;
 """
 PAGE_CACHE_KIB = 8 * 1024
+BELOW_SCAN = 64
+"""How many listings below a directory :meth:`MetaIndex.live_below` looks at, at most."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -189,6 +194,18 @@ class MetaIndex:
             held = self._db.execute("SELECT stamp FROM listing WHERE dir = ? AND expires > ? AND names > 0",
                                     (directory, now)).fetchone()
         return None if held is None else float(held[0])
+
+    @_guarded(None)
+    def live_below(self, directory: str, now: float) -> float | None:
+        """The newest stamp among the first ``BELOW_SCAN`` non-empty listings below ``directory`` that
+        are live; None without one (a bounded scan of the ``dir`` index: a few rows, never the tree)."""
+        low = "/" if directory == "/" else directory + "/"
+        high = low[:-1] + "0"  # '0' follows '/': every path below sorts between the two
+        with self._lock:
+            held = self._db.execute(
+                "SELECT max(stamp) FROM (SELECT stamp, expires FROM listing WHERE dir > ? AND dir < ? AND names > 0 "
+                "LIMIT ?) WHERE expires > ?", (low, high, BELOW_SCAN, now)).fetchone()
+        return None if held is None or held[0] is None else float(held[0])
 
     @_guarded(None)
     def listing(self, directory: str, now: float) -> tuple[float, float, list[Row]] | None:

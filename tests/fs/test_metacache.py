@@ -252,6 +252,27 @@ def test_after_a_walk_longer_than_the_ttl_the_digest_paths_and_their_directories
     assert m.driver.count() == 1, "a tag's current link is asked again after metadata_ttl"
 
 
+def test_directories_above_digest_paths_evicted_from_memory_are_known_from_the_index(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """A walk larger than memory and longer than metadata_ttl (a million objects): the directories above
+    digest paths outnumber what memory keeps of them, and the digest listings on disk still vouch for
+    them, so a later lookup by path needs no request; a tag's current link is still asked again."""
+    m = make_fs(metadata_ttl=4.0, digest_ttl=600.0, lookup_subtree=0, metadata_cache_entries=40)
+    keys = _registry_tree(m, repos=8)
+    _walk(m)
+    assert m.fs._cache.index_names() > 0, "listings were evicted to the index"
+    m.driver.reset()
+    m.clock.advance(60)
+    for key in [k for k in keys if not k.endswith("/current/link")]:
+        parts = key.split("/")
+        for depth in range(2, len(parts)):  # as the kernel looks a path up: each directory on the way
+            assert m.fs.getattr("/".join(parts[:depth])).mode & 0o040000
+        assert m.fs.getattr(key).size == 71
+    assert m.driver.count() == 0, "every directory above a digest path came from memory or the index"
+    m.clock.advance(600)
+    assert m.fs.getattr(keys[1]).size == 71
+    assert m.driver.count() > 0, "past digest_ttl the index vouches for nothing"
+
+
 def test_a_directory_above_a_cached_digest_path_goes_when_a_newer_listing_lacks_it(make_fs) -> None:  # type: ignore[no-untyped-def]
     """The rule never outranks newer knowledge: a repository deleted by another writer is gone once its
     parent is listed again."""
