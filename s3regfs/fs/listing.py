@@ -10,11 +10,14 @@ Owns how a directory's entries are learned and put into the :class:`MetaCache`:
   subtree with the driver's flat ``walk`` and stops after that many files; every
   subdirectory the walk finished is cached, so ``find``/``ls -R`` cost about one LIST per
   1000 keys instead of one per directory.  A later listing of a directory the walk has not
-  finished resumes it once (``start_after_hint``), then falls back to ``list_info``;
+  reached resumes it once (``start_after_hint``), then falls back to ``list_info``; a directory
+  the walk has entered and not left (one above a subtree larger than a batch) is listed with
+  ``list_info`` at once, since no single batch would finish it;
 * pipelining: after a batch the reader had to wait for, the next batch is fetched in the
   background (``executor``), and when the reader reaches the first directory of a batch
-  fetched that way, the one after it: at most one batch ahead of the reader, so a walk
-  nobody follows stops after one extra LIST.
+  fetched that way, the one after it: at most ``MAX_AHEAD`` batches ahead of the reader, so a
+  walk nobody follows stops after two extra LISTs, and what the reader gets is at most a few
+  batches old (a listing of a repository lives ``metadata_ttl``).
 
 The walk relies on the contract's order: a directory is reported before anything below it and
 its subtree is contiguous (true of depth-first order and of S3 key order).
@@ -36,6 +39,10 @@ from s3regfs.fs.paths import basename, is_under, name_ok, parent, relative_ok
 log = logging.getLogger(__name__)
 
 _MAX_SESSIONS = 64
+MAX_AHEAD = 2
+"""Background batches a walk may run ahead of its reader: a walk further ahead serves listings that
+are older when read (a repository's expire metadata_ttl after they were fetched), and costs a
+walk nobody follows more LISTs."""
 _MAX_WARNED = 10_000
 WALK_SESSION_TTL = 120.0
 """How long a walk-ahead may be resumed (a walk of a large tree outlasts metadata_ttl)."""
@@ -85,6 +92,7 @@ class _Session:
     background: bool = False  # the current batch is fetched ahead of the reader
     fetching: bool = False  # a background worker is queued or running
     more: bool = False  # the worker should fetch one more batch after this one
+    ahead: int = 0  # background batches whose first directory the reader has not reached yet
 
 
 class Lister:
@@ -233,6 +241,8 @@ class Lister:
             cached = self.cache.listing(directory)
             if cached is None and not session.done and (new or directory not in session.chain):
                 self._advance(session)
+                with self._lock:
+                    session.ahead = 0  # the reader overtook the background batches: their triggers are behind it
                 if session.done and session.root == directory and session.root_empty:
                     raise PathNotFoundError(directory)
                 cached = self.cache.listing(directory)
@@ -247,6 +257,7 @@ class Lister:
             session = self._triggers.pop(directory, None)
             if session is None or self._sessions.get(session.root) is not session:
                 return
+            session.ahead = max(0, session.ahead - 1)
         self._fetch_next(session)
 
     def _fetch_next(self, session: _Session) -> None:
@@ -254,6 +265,8 @@ class Lister:
         if self.executor is None or session.done:
             return
         with self._lock:
+            if session.ahead + session.fetching + session.more >= MAX_AHEAD:
+                return  # far enough ahead: the reader reaching one of those batches asks for the next
             if session.fetching:
                 session.more = True  # the running worker goes on with one more batch
                 return
@@ -358,6 +371,7 @@ class Lister:
             if session.background:  # the reader reaching this batch asks for the next one
                 with self._lock:
                     self._triggers[directory] = session
+                    session.ahead += 1
         self.cache.put_listing(directory, entries, stamp)
 
 
