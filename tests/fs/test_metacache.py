@@ -15,6 +15,7 @@ from s3regfs.driver.base import ZERO_TIME, FileInfo
 from s3regfs.driver.errors import FilledBuffer
 from s3regfs.driver.inmemory import InMemoryDriver
 from s3regfs.fs.errors import FsError
+from s3regfs.fs.listing import MAX_AHEAD
 from s3regfs.fs.metacache import ABSENT, Meta, MetaCache
 from s3regfs.fs.metaindex import MetaIndex
 from tests.fs.conftest import Clock, Mount
@@ -150,6 +151,24 @@ def test_a_directory_the_walk_is_inside_is_listed_at_once_while_the_next_batch_i
         reader.join(10)
     _idle(m)
     assert [n for n, _ in m.fs.readdir("/t/a/d099")] == ["f0", "f1", "f2", "f3"]
+
+
+def test_a_walk_runs_at_most_max_ahead_batches_ahead_of_its_reader(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """Listings a walk fetches too far ahead are old when read (a repository's expire after
+    metadata_ttl, and then each costs a LIST again): however often the reader lists directories the
+    walk is inside, the walk goes no further than MAX_AHEAD batches until the reader reaches them."""
+    m = make_fs(listing_walk_ahead=50)
+    for i in range(2000):
+        m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
+    m.driver.reset()
+    assert m.names("/t") == ["a"]
+    for _ in range(6):
+        assert len(m.names("/t/a")) == 500  # the walk is inside /t/a: listed on its own each time
+        _idle(m)
+        m.clock.advance(m.fs.options.metadata_ttl + 0.1)  # (so the next time asks again)
+    assert m.driver.count("walk") <= 1 + MAX_AHEAD, "the reader's own batch and at most MAX_AHEAD more"
+    for i in range(500):  # reading on, every directory is complete
+        assert [n for n, _ in m.fs.readdir(f"/t/a/d{i:03d}")] == ["f0", "f1", "f2", "f3"]
 
 
 def test_own_changes_invalidate_at_once(m: Mount) -> None:
