@@ -93,6 +93,8 @@ class _Session:
     fetching: bool = False  # a background worker is queued or running
     more: bool = False  # the worker should fetch one more batch after this one
     ahead: int = 0  # background batches whose first directory the reader has not reached yet
+    batches: int = 0  # batches finished
+    opened: dict[str, int] = field(default_factory=dict)  # open directory -> the batch that entered it
 
 
 class Lister:
@@ -224,22 +226,22 @@ class Lister:
             if len(self._sessions) >= _MAX_SESSIONS:
                 oldest = min(self._sessions.values(), key=lambda s: s.stamp)
                 del self._sessions[oldest.root]
-            session = _Session(directory, now, chain=[directory], partial={directory: {}})
+            session = _Session(directory, now, chain=[directory], partial={directory: {}}, opened={directory: 0})
             self._sessions[directory] = session
             return session, True
 
     def _via_walk(self, directory: str) -> Listing | None:
         """The listing from a walk session, or None when one more page did not finish it."""
         session, new = self._session_for(directory)
-        if not new and directory in session.chain:  # (one C-level scan under the GIL: a consistent snapshot)
-            # The walk has entered this directory and not left it: its listing closes only after its
-            # whole subtree, so waiting for a batch would not give it. List it on its own instead,
-            # and keep the walk going in the background for what lies below.
+        if not new and self._spans_batches(session, directory):
+            # The walk has been inside this directory for a whole batch: its subtree is larger than a
+            # batch, so waiting for the next one would not give its listing. List it on its own
+            # instead, and keep the walk going in the background for what lies below.
             self._fetch_next(session)
             return None
         with session.lock:
             cached = self.cache.listing(directory)
-            if cached is None and not session.done and (new or directory not in session.chain):
+            if cached is None and not session.done and (new or not self._spans_batches(session, directory)):
                 self._advance(session)
                 with self._lock:
                     session.ahead = 0  # the reader overtook the background batches: their triggers are behind it
@@ -248,6 +250,14 @@ class Lister:
                 cached = self.cache.listing(directory)
         self._fetch_next(session)
         return cached
+
+    @staticmethod
+    def _spans_batches(session: _Session, directory: str) -> bool:
+        """Is ``directory`` open in the walk since before its last finished batch (a subtree larger than
+        a batch)?  One opened in that batch is left, most likely, in the next (a repository the batch
+        ended in).  (Read without the session's lock: a stale answer costs a wait or one LIST.)"""
+        opened = session.opened.get(directory)
+        return opened is not None and opened < session.batches and directory in session.chain
 
     # -- pipelining ---------------------------------------------------------------------------------
 
@@ -327,6 +337,7 @@ class Lister:
             stopper.stopped = True
         except PathNotFoundError:
             pass
+        session.batches += 1
         if not stopper.stopped:
             session.done = True
             while session.chain:
@@ -352,6 +363,7 @@ class Lister:
             chain.append(step)
             session.partial[step] = {}
             session.since.setdefault(step, stamp)
+            session.opened.setdefault(step, session.batches + 1)
         if merge(session.partial[target], basename(info.path), meta_of(info)):
             self._warn(target, [], True)
         session.since.setdefault(target, stamp)
@@ -359,10 +371,12 @@ class Lister:
             chain.append(info.path)
             session.partial.setdefault(info.path, {})
             session.since.setdefault(info.path, stamp)
+            session.opened.setdefault(info.path, session.batches + 1)
 
     def _close(self, session: _Session, directory: str, stamp: float) -> None:
         entries = session.partial.pop(directory, {})
         stamp = min(stamp, session.since.pop(directory, stamp))  # as fresh as its first page
+        session.opened.pop(directory, None)
         if directory == session.root and not entries:
             session.root_empty = True  # no key below the root: "no such directory" for the driver
             return

@@ -118,10 +118,12 @@ def test_walk_ahead_fetches_the_next_batch_in_the_background_one_ahead(make_fs) 
     assert 400 // 50 <= walks <= 400 // 50 + 3, "about one batch per 50 keys: no batch fetched twice"
 
 
-def test_a_directory_the_walk_is_inside_is_listed_at_once_while_the_next_batch_is_slow(make_fs) -> None:  # type: ignore[no-untyped-def]
-    """``find`` reads a directory before the walk has left it (every directory above a large subtree):
-    its listing cannot come from the walk's next batch, so it is listed on its own at once and the
-    reader does not wait for that batch (it waited for one batch per such directory before)."""
+def test_a_directory_larger_than_a_batch_is_listed_at_once_while_the_next_batch_is_slow(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """``find`` reads a directory before the walk has left it.  One the walk has been inside for a whole
+    batch (above a subtree larger than a batch) cannot come from the next batch either: it is listed on
+    its own at once, and the reader does not wait for that batch (it waited for one batch per such
+    directory before).  One the last batch entered (a repository the batch ended in) comes from the
+    next batch, without a listing of its own."""
     m = make_fs(listing_walk_ahead=50)
     for i in range(400):
         m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
@@ -130,27 +132,36 @@ def test_a_directory_the_walk_is_inside_is_listed_at_once_while_the_next_batch_i
     release = threading.Event()
     walks = []
 
-    def slow_after_the_first(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
+    def slow_from_the_third(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
         walks.append(path)
-        if len(walks) > 1:
+        if len(walks) > 2:
             assert release.wait(10), "the test never released the walk"
         return inner_walk(path, fn, start_after_hint)
 
-    lister.driver = SimpleNamespace(walk=slow_after_the_first, list_info=lister.driver.list_info)
+    lister.driver = SimpleNamespace(walk=slow_from_the_third, list_info=lister.driver.list_info)
+    reader = None
     try:
-        assert m.names("/t") == ["a"]  # the reader's own first batch: /t and /t/a stay open
+        assert m.names("/t") == ["a"]  # the reader's own first batch, then one in the background
+        _idle(m)
+        session = lister._sessions["/t"]
+        boundary = session.chain[-1]  # entered by the second batch, and still open
+        assert boundary.startswith("/t/a/d") and "/t/a" in session.chain
+        m.driver.reset()
         done = threading.Event()
         found: list[list[str]] = []
         reader = threading.Thread(target=lambda: (found.append(m.names("/t/a")), done.set()))
         reader.start()
-        assert done.wait(5), "the listing of a directory the walk is inside waited for the walk"
+        assert done.wait(5), "the listing of a directory larger than a batch waited for the walk"
         assert found == [[f"d{i:03d}" for i in range(100)]]
-        assert len(walks) >= 2, "the walk goes on in the background"
+        assert m.driver.count("list_info") == 1
     finally:
         release.set()
-        reader.join(10)
+        if reader is not None:
+            reader.join(10)
+    assert m.names(boundary) == ["f0", "f1", "f2", "f3"]
     _idle(m)
-    assert [n for n, _ in m.fs.readdir("/t/a/d099")] == ["f0", "f1", "f2", "f3"]
+    assert m.driver.count("list_info") == 1, "the directory the last batch ended in came from the next one"
+    assert len(walks) >= 3
 
 
 def test_a_walk_runs_at_most_max_ahead_batches_ahead_of_its_reader(make_fs) -> None:  # type: ignore[no-untyped-def]
