@@ -11,8 +11,8 @@ Owns how a directory's entries are learned and put into the :class:`MetaCache`:
   subdirectory the walk finished is cached, so ``find``/``ls -R`` cost about one LIST per
   1000 keys instead of one per directory.  A later listing of a directory the walk has not
   reached resumes it once (``start_after_hint``), then falls back to ``list_info``; a directory
-  the walk has entered and not left (one above a subtree larger than a batch) is listed with
-  ``list_info`` at once, since no single batch would finish it;
+  the walk has been inside for a whole batch (one above a subtree larger than a batch) is listed
+  with ``list_info`` at once, since the next batch would most likely not finish it either;
 * pipelining: after a batch the reader had to wait for, the next batch is fetched in the
   background (``executor``), and when the reader reaches the first directory of a batch
   fetched that way, the one after it: at most ``MAX_AHEAD`` batches ahead of the reader, so a
