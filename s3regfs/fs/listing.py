@@ -256,8 +256,8 @@ class Lister:
         """Is ``directory`` open in the walk since before its last finished batch (a subtree larger than
         a batch)?  One opened in that batch is left, most likely, in the next (a repository the batch
         ended in).  (Read without the session's lock: a stale answer costs a wait or one LIST.)"""
-        opened = session.opened.get(directory)
-        return opened is not None and opened < session.batches and directory in session.chain
+        opened = session.opened.get(directory)  # set exactly while the directory is in the chain
+        return opened is not None and opened < session.batches
 
     # -- pipelining ---------------------------------------------------------------------------------
 

@@ -243,7 +243,7 @@ class MetaCache:
             if stamp is not None and (best is None or stamp > best[0]):
                 best = (stamp, DIR)
         if (best is None or best[1] is ABSENT) and not digest_path(path):
-            # the anchors of the index: a live digest listing below ``path`` (the memory keeps at most
+            # the anchors of the index: any live listing below ``path`` (the memory keeps at most
             # metadata_cache_entries anchors; a million-object tree has about 290,000 such directories)
             stamp = self._index.live_below(path, now)
             if stamp is not None and (best is None or stamp > best[0]):

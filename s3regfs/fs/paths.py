@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 
 NAME_MAX = 255
 KEY_MAX = 1024
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+_CHARS = "[A-Za-z0-9._-]"
+_NAME_RE = re.compile(_CHARS + "+")
 RULE = "names may use only the letters A-Z a-z, digits, '.', '_' and '-', and may not be '.' or '..'"
 
 
-_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]{1,%d})+" % NAME_MAX)
+_PATH_RE = re.compile(f"(?:/{_CHARS}{{1,{NAME_MAX}}})+")
 """A whole path of representable names of at most NAME_MAX bytes each (ASCII: a character is a byte)."""
-_REL_RE = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+_REL_RE = re.compile(f"{_CHARS}+(?:/{_CHARS}+)*")
 
 
 def name_ok(name: str) -> bool:
