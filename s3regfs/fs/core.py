@@ -277,7 +277,8 @@ class RegistryFilesystem:
 
     # == data ========================================================================================
 
-    def read(self, fh: int, offset: int, size: int) -> bytes:
+    def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        """The bytes at ``offset``: possibly a view of a fetched part, valid while the caller holds it."""
         return self._reading.read(self._handles.get(fh), offset, size)
 
     def write(self, fh: int, offset: int, data: bytes | bytearray | memoryview) -> int:

@@ -24,6 +24,8 @@ fills the gaps of mfusepy 3.1 against libfuse 3:
 * ``write`` passes a view of libfuse's buffer instead of a copy of it: valid for the call
   only, and the core and every driver copy what they keep (a copy of every write's bytes
   cost 1 MiB per writing thread at the peak, 64 MiB with 64 writers: docs/SEMANTICS.md "Memory");
+* ``read`` takes a view of the fetched part as well as bytes and copies it once into libfuse's
+  buffer (mfusepy's ``memmove`` takes only bytes, which cost a copy of every byte read first);
 
 and keeps one Python thread state per libfuse worker thread (:func:`_pin_thread_state`):
 a ctypes callback on a thread Python did not start otherwise creates and destroys a
@@ -38,6 +40,7 @@ unless the environment already chose a library.
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import itertools
 import logging
@@ -260,7 +263,7 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return self.core.open(path, flags, caller_process())
 
     @_errors_to_errno
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
         return self.core.read(fh, offset, size)
 
     @_errors_to_errno
@@ -458,6 +461,18 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
             if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, FILL_DIR_PLUS) != 0:
                 break
         return 0
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        data = self.operations.read(self._decode(path), size, offset, fip.contents.fh)
+        count = len(data)
+        if count > size:  # never past libfuse's buffer
+            log.error("read of %d bytes returned %d: answered EIO", size, count)
+            raise FuseOSError(errno.EIO)
+        if count:  # one copy, from the fetched part itself (mfusepy's memmove takes bytes only)
+            address = ctypes.cast(buf, ctypes.c_void_p).value
+            with memoryview((ctypes.c_ubyte * count).from_address(address)) as raw, raw.cast("B") as target:
+                target[:] = data
+        return count
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         address = ctypes.cast(buf, ctypes.c_void_p).value

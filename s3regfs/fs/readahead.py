@@ -9,7 +9,8 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
   budget when several files are read sequentially at once (budget / sequential streams).  The window is fetched as parallel ranged
   requests of at most ``read_part_size`` on the shared thread pool.  Reads that fall inside
   the fetched window are served from it in any order (the kernel sends readahead requests
-  from several threads).
+  from several threads), as views of the fetched parts: the FUSE adapter copies them once, into
+  libfuse's buffer.
 * Any other read is random: it fetches exactly the bytes asked for, inline, and does not
   disturb the window.
 * Every chunk takes its bytes from the :class:`ByteBudget` before it is requested and gives
@@ -127,7 +128,8 @@ class ReadStream:
 
     # -- public --------------------------------------------------------------------------------
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes | memoryview:
+        """The bytes at ``offset``: a view of the fetched part when one part holds them (no copy)."""
         if offset >= self.size or length <= 0:
             return b""
         end = min(self.size, offset + length)
@@ -167,15 +169,15 @@ class ReadStream:
         self._fetched_to = offset
         self.window = self._min if self.window == 0 else self.window
 
-    def _serve(self, offset: int, end: int) -> bytes:
+    def _serve(self, offset: int, end: int) -> bytes | memoryview:
         while self._chunks and self._chunks[0].end <= offset:
             self._drop(self._chunks.popleft())
-        parts = []
+        parts: list[memoryview] = []
         try:
             for chunk in self._chunks:
                 if chunk.start >= end:
                     break
-                data = chunk.future.result()
+                data = memoryview(chunk.future.result())
                 parts.append(data[max(offset, chunk.start) - chunk.start : min(end, chunk.end) - chunk.start])
         except BaseException:
             self._drop_all()

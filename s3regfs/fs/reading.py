@@ -48,7 +48,7 @@ class ReadPath:
         self.budget = budget
         self.datacache = datacache
 
-    def read(self, handle: Handle, offset: int, size: int) -> bytes:
+    def read(self, handle: Handle, offset: int, size: int) -> bytes | memoryview:
         if handle.flags & os.O_ACCMODE == os.O_WRONLY:
             raise FsError(errno.EBADF, f"handle {handle.fh} is not open for reading")
         node = handle.node

@@ -53,6 +53,23 @@ def test_sequential_reads_grow_the_window_and_fetch_ahead_in_parts(make_fs) -> N
     assert len(lengths) < len(data) // (128 * KiB)  # fewer requests than the application's reads
 
 
+def test_reads_within_one_fetched_part_are_views_of_it_and_reads_across_parts_are_whole(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The window's parts are served as views (the FUSE adapter copies them once into libfuse's
+    buffer, docs/PERFORMANCE.md "CPU per byte"); a read across two parts joins them."""
+    m = make_fs(**_small_readahead())
+    data = _payload(2 * MiB)
+    m.put("/big", data)
+    fh = m.fs.open("/big", os.O_RDONLY)
+    m.driver.reset()
+    reads = [m.fs.read(fh, offset, 100 * KiB) for offset in range(0, len(data), 100 * KiB)]
+    m.fs.release(fh)
+    assert b"".join(reads) == data
+    parts = sorted(offset for _, offset, _ in m.driver.ranges)
+    views = [r for r in reads if isinstance(r, memoryview)]
+    assert len(views) >= len(reads) - len(parts)  # every read but those across a part's end
+    assert any(len(view.obj) > len(view) for view in views)  # type: ignore[arg-type]  # of a larger part
+
+
 def test_random_reads_fetch_only_what_they_need(make_fs) -> None:  # type: ignore[no-untyped-def]
     m = make_fs(**_small_readahead())
     data = _payload(4 * MiB)
