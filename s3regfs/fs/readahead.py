@@ -5,7 +5,7 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
 
 * A read at the position where the previous one ended (or at 0 for the first read) is
   sequential: the stream fetches ahead, up to a window that starts at ``readahead_min`` and
-  doubles at each refill up to ``readahead_max``, or to this stream's fair share of the
+  grows ``GROWTH``-fold at each refill up to ``readahead_max``, or to this stream's fair share of the
   budget when several files are read sequentially at once (budget / sequential streams).  The window is fetched as parallel ranged
   requests of at most ``read_part_size`` on the shared thread pool.  Reads that fall inside
   the fetched window are served from it in any order (the kernel sends readahead requests
@@ -31,6 +31,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 Fetch = Callable[[int, int], bytes]
+
+GROWTH = 8
+"""Factor by which a sequential reader's window grows at each refill (1, 8, 64 MiB at the defaults)."""
 
 
 class ByteBudget:
@@ -186,7 +189,7 @@ class ReadStream:
         self._expected = max(self._expected, end)
         if self._fetched_to - end < self.window // 2 and self._fetched_to < self.size:
             cap = min(self._max, max(self._min, self._budget.share()))
-            self.window = max(self._min, min(self.window * 2, cap))
+            self.window = max(self._min, min(self.window * GROWTH, cap))
             self._submit_until(min(self.size, end + self.window))
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
