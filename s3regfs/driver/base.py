@@ -20,7 +20,7 @@ Extensions beyond upstream (all with defaults written on the primitives, so
 every driver has them; numbered as in docs/DRIVERS.md):
 
 1. ``read_range(path, offset, length, etag=None)``: at most ``length`` bytes at
-   ``offset``; with ``etag``, only of that version of the file, else
+   ``offset`` (``bytes`` or a ``memoryview``); with ``etag``, only of that version of the file, else
    :class:`~s3regfs.driver.errors.ObjectChangedError`.
 2. ``list_info(path)``: the children with their :class:`FileInfo`, so a
    directory listing needs no per-entry ``stat``.
@@ -215,9 +215,10 @@ class StorageDriver(abc.ABC):
 
     # -- extensions with defaults on the primitives --------------------------------
 
-    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes | memoryview:
         """At most ``length`` bytes at ``offset`` (fewer only at end of file).
 
+        ``bytes``, or a ``memoryview`` the caller owns (s3: a large body in page-aligned memory).
         With ``etag``, the bytes are of that version or :class:`ObjectChangedError` is raised.
         This default (for drivers without a conditional read) checks ``stat`` before and
         after the read; drivers with one override it.

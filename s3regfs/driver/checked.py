@@ -82,7 +82,7 @@ class CheckedDriver(DriverWrapper):
         self._check(path)
         return self._call("reader", lambda: self.inner.reader(path, offset))
 
-    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes | memoryview:
         if offset < 0:
             raise InvalidOffsetError(path, offset, self.inner.name)
         self._check(path)

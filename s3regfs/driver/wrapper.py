@@ -60,7 +60,7 @@ class DriverWrapper(StorageDriver):
     def walk(self, path: str, fn: WalkFn, start_after_hint: str = "") -> None:
         self.inner.walk(path, fn, start_after_hint)
 
-    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes | memoryview:
         return self.inner.read_range(path, offset, length, etag)
 
     def list_info(self, path: str) -> list[FileInfo]:

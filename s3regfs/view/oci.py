@@ -222,7 +222,7 @@ class OciView(DriverWrapper):
             return self.inner.reader(layout.blob_data(target.digest), offset)
         return io.BytesIO(self.get_content(path)[offset:])
 
-    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes | memoryview:
         target = parse(path)
         if target.kind == "blob":
             assert target.digest is not None
@@ -438,7 +438,7 @@ class OciView(DriverWrapper):
             return None
         if len(content) > layout.MAX_MANIFEST_BYTES:
             return len(content), None
-        return len(content), layout.manifest_media_type(content)
+        return len(content), layout.manifest_media_type(bytes(content))
 
     # -- blobs ---------------------------------------------------------------------------------------
 

@@ -449,6 +449,24 @@ def test_read_range(driver: StorageDriver) -> None:
         driver.read_range("/missing", 0, 1)
 
 
+def test_large_ranged_reads_arrive_in_page_aligned_memory_and_keep_their_connection(driver: StorageDriver) -> None:
+    """A body of 1 MiB or more is received into page-aligned memory (which the data cache writes with
+    O_DIRECT without a copy), and the connection goes back to the pool after it, as after any body."""
+    from s3regfs import alignedmem
+
+    data = blob(3 * MiB)
+    driver.put_content("/big", data)
+    manager = driver.unwrap().client._endpoint.http_session._manager  # type: ignore[attr-defined]
+    opened = lambda: sum(manager.pools[key].num_connections for key in manager.pools.keys())  # noqa: E731
+    before = opened()
+    for offset in range(0, 2 * MiB, 100_000):
+        got = driver.read_range("/big", offset, MiB + 17)
+        assert isinstance(got, memoryview) and got == data[offset:offset + MiB + 17]
+        assert alignedmem.address(got) % alignedmem.PAGE == 0  # type: ignore[operator]
+    assert opened() - before <= 1, "every read reused the pool's connection"
+    assert driver.read_range("/big", 5, 1000) == data[5:1005]  # small bodies stay bytes
+
+
 def test_read_range_pinned_to_an_etag_sends_if_match_and_checks_the_answer(driver: StorageDriver) -> None:
     """If-Match on the GET; an answer of another version (a server that ignores If-Match) is refused too."""
     import io

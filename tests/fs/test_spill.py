@@ -84,3 +84,33 @@ def test_a_direct_write_longer_than_one_buffer_goes_through_it_in_pieces(tmp_pat
         assert spill.pread(4096, len(data)) == data
     finally:
         spill.close()
+
+
+def test_page_aligned_memory_is_written_in_place_and_freed_after_its_last_view(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A body the s3 driver received into s3regfs/alignedmem.py goes to disk with O_DIRECT as it is
+    (no aligned copy buffer taken from the pool), and its memory is freed once no view is left."""
+    import gc
+    import weakref
+
+    from s3regfs import alignedmem
+
+    spill = SpillArea(str(tmp_path / "spill")).new()
+    try:
+        buffer = alignedmem.allocate(3 * MiB)
+        assert buffer is not None and alignedmem.address(buffer) % alignedmem.PAGE == 0  # type: ignore[operator]
+        buffer[:] = os.urandom(3 * MiB)
+        expected = bytes(buffer)
+        monkeypatch.setattr(directio, "_take", lambda: None)  # no copy buffer to be had
+        assert directio.pwrite(spill._direct, memoryview(os.urandom(MiB)), 0) == 0  # type: ignore[arg-type]
+        assert directio.pwrite(spill._direct, buffer[MiB:], 8192) == 2 * MiB  # type: ignore[arg-type]
+        assert spill.pread(8192, 2 * MiB) == expected[MiB:]
+        owner = weakref.ref(buffer.obj)
+        part = buffer[4096:8192]
+        del buffer
+        gc.collect()
+        assert owner() is not None and bytes(part) == expected[4096:8192], "a view keeps the memory"
+        del part
+        gc.collect()
+        assert owner() is None, "the memory is freed with its last view"
+    finally:
+        spill.close()

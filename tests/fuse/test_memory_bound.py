@@ -67,6 +67,22 @@ def _fuse_inodes() -> int:
     raise AssertionError("no fuse_inode line in /proc/slabinfo")
 
 
+def _slab_slack() -> int:
+    """Freed FUSE inodes that ``/proc/slabinfo`` may still count as in use.
+
+    SLUB counts as active every object on a CPU's own slab and on its per-CPU partial slabs
+    (``cpu_partial`` objects, at most): up to ``cpus × (cpu_partial + objs_per_slab)`` freed
+    inodes (140 on a 2-CPU machine) may stay counted however long one waits; 100 more for
+    the rest of the system.
+    """
+    slab = Path("/sys/kernel/slab/fuse_inode")
+    try:
+        per_cpu = int((slab / "cpu_partial").read_text()) + int((slab / "objs_per_slab").read_text())
+    except (OSError, ValueError):
+        per_cpu = 64
+    return 100 + (os.cpu_count() or 1) * per_cpu
+
+
 def _status(mount: Mount) -> dict[str, object]:
     return json.loads(os.getxattr(mount.path, "user.s3regfs.status"))
 
@@ -101,8 +117,10 @@ def test_a_find_over_a_large_tree_leaves_at_most_kernel_entries_names_in_the_ker
             return
         wait_for(lambda: _status(mount)["kernel_entries"]["handed"] <= bound,  # type: ignore[index]
                  30, "the names handed out to fall under the bound")
-        wait_for(lambda: _fuse_inodes() <= before + bound + 100, 30,
-                 f"the kernel to forget all but about {bound} of the mount's 1,100 names")
+        slack = _slab_slack()
+        assert bound + slack < 800, "the slab's slack leaves the check meaningful"
+        wait_for(lambda: _fuse_inodes() <= before + bound + slack, 30,
+                 f"the kernel to forget all but about {bound} of the mount's 1,100 names (slack {slack})")
         assert _status(mount)["kernel_entries"]["dropped_directories"] > 0  # type: ignore[index]
         assert held.read() == b"3", "a file open in a dropped directory reads on"
         cwd, _ = inside.communicate("go\n", timeout=30)

@@ -102,6 +102,22 @@ def test_reset_and_truncation_of_ranged_reads_are_retried(faulty_driver: Storage
     assert (reset.fired, truncated.fired) == (1, 1)
 
 
+def test_large_ranged_reads_received_in_place_retry_a_reset_a_truncation_and_a_stall(
+        faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView, fast_policy: RetryPolicy) -> None:
+    """A body of 1 MiB or more is received straight into page-aligned memory (s3regfs/alignedmem.py):
+    a break at any point is retried, never returned short or mixed."""
+    data = blob(3 * MiB, 14)
+    store.put("a/large", data)
+    reset = s3_proxy.fault(ResetMidBody(after_bytes=MiB // 2), op=GET_OPS, nth=1)
+    truncated = s3_proxy.fault(TruncateBody(after_bytes=MiB + 5000), op=GET_OPS, nth=2)
+    stalled = s3_proxy.fault(Stall(seconds=30, after_bytes=200_000), op=GET_OPS, nth=3)
+    got = faulty_driver.read_range("/a/large", 100_000, 2 * MiB)
+    assert (reset.fired, truncated.fired, stalled.fired) == (1, 1, 1)
+    assert isinstance(got, memoryview) and got == data[100_000:100_000 + 2 * MiB]
+    again = [faulty_driver.read_range("/a/large", offset, MiB + 1) for offset in range(0, 2 * MiB, MiB // 2)]
+    assert [bytes(a) for a in again] == [data[o:o + MiB + 1] for o in range(0, 2 * MiB, MiB // 2)]
+
+
 def test_one_stall_past_the_read_timeout_is_retried(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView,
                                                     fast_policy: RetryPolicy) -> None:
     data = blob(500_000, 5)

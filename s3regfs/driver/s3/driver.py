@@ -229,7 +229,7 @@ class S3Driver(StorageDriver):
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         return S3Reader.open(self, path, offset)
 
-    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+    def read_range(self, path: str, offset: int, length: int, etag: str | None = None) -> bytes | memoryview:
         return read_exact_range(self, path, offset, length, etag)
 
     def writer(self, path: str, append: bool = False) -> FileWriter:

@@ -19,13 +19,16 @@ differs (a server that ignores ``If-Match``), is :class:`ObjectChangedError`.)
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
+import botocore.response
 import urllib3.exceptions
 
+from s3regfs import alignedmem
 from s3regfs.driver.errors import ObjectChangedError
 from s3regfs.driver.retry import retry_call
 from s3regfs.driver.s3.errors import error_code, http_status, map_error
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_READ = 1 << 20
+ALIGNED_MIN = 1 << 20
+"""Bodies of at least this many bytes are received into page-aligned memory (:func:`_read_aligned`)."""
 
 
 class ShortBodyError(IOError):
@@ -85,26 +90,64 @@ def _get(driver: S3Driver, path: str, range_header: str, etag: str | None) -> di
     return resp
 
 
-def _read_body(resp: dict[str, Any]) -> bytes:
+def _read_body(resp: dict[str, Any]) -> bytes | memoryview:
     body = resp["Body"]
+    expected = resp.get("ContentLength")
     try:
-        data = body.read()
+        data = None
+        if expected is not None and int(expected) >= ALIGNED_MIN:
+            data = _read_aligned(body, int(expected))
+        if data is None:
+            data = body.read()
     finally:
         body.close()
-    expected = resp.get("ContentLength")
     if expected is not None and len(data) != int(expected):
         raise ShortBodyError(f"short body: got {len(data)} of {expected} bytes")
     return data
 
 
+def _read_aligned(body: Any, size: int) -> memoryview | None:
+    """The body received straight into page-aligned memory (:mod:`s3regfs.alignedmem`); None to read it as bytes.
+
+    ``StreamingBody.read`` returns a new ``bytes`` that the data cache would copy again to write
+    it with ``O_DIRECT``.  Here the HTTP response fills the buffer itself (``http.client``'s
+    ``readinto``, under urllib3's response), and the connection goes back to urllib3's pool once
+    every byte is read, as urllib3 does when it reads a body to its end.  Only a plain
+    ``StreamingBody`` (not one that validates a checksum while reading) takes this way.
+    """
+    raw = getattr(body, "_raw_stream", None)
+    source = getattr(raw, "_fp", None)
+    if type(body) is not botocore.response.StreamingBody or not hasattr(source, "readinto"):
+        return None
+    buffer = alignedmem.allocate(size)
+    if buffer is None:
+        return None
+    done = 0
+    try:
+        while done < size:
+            got = source.readinto(buffer[done:])
+            if not got:
+                break
+            done += got
+    except (OSError, http.client.HTTPException) as exc:
+        raise ShortBodyError(f"body broke after {done} of {size} bytes: {exc!r}") from exc
+    if done < size:
+        raise ShortBodyError(f"short body: got {done} of {size} bytes")
+    raw.release_conn()
+    return buffer
+
+
 def read_exact_range(
     driver: S3Driver, path: str, offset: int, length: int, etag: str | None = None
-) -> bytes:
-    """``length`` bytes at ``offset`` (fewer only at end of object); 416 → ``b""``."""
+) -> bytes | memoryview:
+    """``length`` bytes at ``offset`` (fewer only at end of object); 416 → ``b""``.
+
+    A body of ``ALIGNED_MIN`` bytes or more comes as a writable view of page-aligned memory.
+    """
     if length <= 0:
         return b""
 
-    def attempt() -> bytes:
+    def attempt() -> bytes | memoryview:
         try:
             resp = _get(driver, path, f"bytes={offset}-{offset + length - 1}", etag)
         except botocore.exceptions.ClientError as exc:
