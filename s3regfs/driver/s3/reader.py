@@ -1,7 +1,9 @@
 """Reading objects: the s3 driver's ``reader`` stream and exact ranged reads.
 
 Owns: :func:`read_exact_range` (one ranged GetObject whose body length is
-verified; a short or truncated body is retried, then raised — never returned)
+verified; a short or truncated body is retried, then raised — never returned;
+a body of ``ALIGNED_MIN`` bytes or more is received in place into page-aligned
+memory, :func:`_read_aligned`)
 and :class:`S3Reader`, the stream ``reader(path, offset)`` returns:
 
 * one GetObject ``Range: bytes=offset-`` (as upstream), read straight from
