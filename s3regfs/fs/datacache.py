@@ -210,7 +210,7 @@ class DataCache:
             except OSError:
                 pass
 
-    def store(self, path: str, size: int, etag: str, offset: int, data: bytes) -> None:
+    def store(self, path: str, size: int, etag: str, offset: int, data: bytes | memoryview) -> None:
         """Queue every whole block in ``data`` (read at ``offset`` of version ``etag``, of ``size`` bytes)."""
         first = -(-offset // self.block)
         stop = first

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-Fetch = Callable[[int, int], bytes]
+Fetch = Callable[[int, int], bytes | memoryview]
 
 GROWTH = 8
 """Factor by which a sequential reader's window grows at each refill (1, 8, 64 MiB at the defaults)."""
@@ -87,7 +87,7 @@ class ByteBudget:
 class _Chunk:
     start: int
     end: int
-    future: Future[bytes]
+    future: Future[bytes | memoryview]
 
 
 class ReadStream:

@@ -111,12 +111,12 @@ class ReadPath:
         cache = self.datacache
         return cache.block if cache is not None and cache.applies(key) else 1
 
-    def _fetcher(self, key: str, size: int, etag: str | None) -> Callable[[int, int], bytes]:
+    def _fetcher(self, key: str, size: int, etag: str | None) -> Callable[[int, int], bytes | memoryview]:
         """Reads of version ``etag`` of ``key`` (unpinned and never data-cached when it is None)."""
         cache = self.datacache
         cache = cache if cache is not None and cache.applies(key) and etag is not None else None
 
-        def fetch(offset: int, length: int) -> bytes:
+        def fetch(offset: int, length: int) -> bytes | memoryview:
             if cache is not None:
                 hit = cache.read(key, size, etag, offset, length)  # type: ignore[arg-type]
                 if hit is not None:
