@@ -467,6 +467,26 @@ def test_large_ranged_reads_arrive_in_page_aligned_memory_and_keep_their_connect
     assert driver.read_range("/big", 5, 1000) == data[5:1005]  # small bodies stay bytes
 
 
+def test_large_ranged_reads_over_tls_arrive_whole_in_place(s3_driver_params: dict[str, Any], s3_server: LocalS3Server,
+                                                            tmp_path: Any) -> None:
+    """The same in-place receive through TLS (a store behind HTTPS with its own CA, ``cabundle``)."""
+    from s3regfs import alignedmem
+    from tests.support.tlsrelay import TLSRelay, make_ca
+
+    data = blob(5 * MiB)
+    ca, cert, key = make_ca(tmp_path)
+    with TLSRelay(s3_server.endpoint, cert, key) as relay:
+        d = make(s3_driver_params, regionendpoint=relay.endpoint, cabundle=str(ca))
+        try:
+            d.put_content("/tls", data)
+            for offset, length in ((0, 5 * MiB), (123_456, 2 * MiB + 1), (3 * MiB, 4 * MiB)):
+                got = d.read_range("/tls", offset, length)
+                assert isinstance(got, memoryview) and got == data[offset:offset + length]
+                assert alignedmem.address(got) % alignedmem.PAGE == 0  # type: ignore[operator]
+        finally:
+            d.close()
+
+
 def test_read_range_pinned_to_an_etag_sends_if_match_and_checks_the_answer(driver: StorageDriver) -> None:
     """If-Match on the GET; an answer of another version (a server that ignores If-Match) is refused too."""
     import io
