@@ -11,8 +11,7 @@ The memory comes from glibc's ``malloc`` (one page more than asked, the buffer s
 first page boundary), so it is the heap a mount keeps (``s3regfs/malloctune.py``): no fresh page
 faults per buffer, unlike an anonymous ``mmap``.  ``posix_memalign`` is not used: glibc could not
 reuse a freed aligned chunk for the next one of the same size, and the heap of a cold 1 GiB read
-grew to 640 MiB.
-It is given back with ``free`` when the last view of it is gone.  Without glibc,
+grew to 640 MiB.  It is given back with ``free`` when the last view of it is gone.  Without glibc,
 :func:`allocate` returns ``None`` and callers use ``bytes``.
 """
 

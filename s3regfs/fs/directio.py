@@ -56,7 +56,8 @@ def _give(buf: mmap.mmap) -> None:
 
 
 def pwrite(fd: int, data: memoryview, offset: int) -> int:
-    """Write ``data`` at ``offset`` of ``fd`` (opened with ``O_DIRECT``) through an aligned copy.
+    """Write ``data`` at ``offset`` of ``fd`` (opened with ``O_DIRECT``): in place when it is
+    page-aligned memory, else through an aligned copy.
 
     Returns the bytes written: all of them, unless the kernel wrote less and left the next
     offset unaligned, or no aligned buffer was free (0); the caller writes the rest
@@ -64,7 +65,7 @@ def pwrite(fd: int, data: memoryview, offset: int) -> int:
     """
     start = alignedmem.address(data)
     if start is not None and not start % PAGE:
-        return _pwrite_in_place(fd, data, offset)
+        return _write_aligned(fd, data, offset)
     buf = _take()
     if buf is None:
         return 0
@@ -75,23 +76,21 @@ def pwrite(fd: int, data: memoryview, offset: int) -> int:
             while done < size:
                 piece = min(size - done, BUFFER)
                 whole[:piece] = data[done:done + piece]
-                written = 0
-                while written < piece:
-                    wrote = os.pwrite(fd, whole[written:piece], offset + done + written)
-                    written += wrote
-                    if wrote == 0 or written % PAGE:
-                        return done + written
+                written = _write_aligned(fd, whole[:piece], offset + done)
+                if written < piece:
+                    return done + written
                 done += piece
         return done
     finally:
         _give(buf)
 
 
-def _pwrite_in_place(fd: int, data: memoryview, offset: int) -> int:
-    """``pwrite`` of page-aligned memory (:mod:`s3regfs.alignedmem`): no copy, no pool buffer."""
+def _write_aligned(fd: int, view: memoryview, offset: int) -> int:
+    """``pwrite`` all of page-aligned ``view``; stops early when the kernel wrote nothing or left the
+    next offset unaligned.  Returns the bytes written."""
     done = 0
-    while done < len(data):
-        wrote = os.pwrite(fd, data[done:], offset + done)
+    while done < len(view):
+        wrote = os.pwrite(fd, view[done:], offset + done)
         done += wrote
         if wrote == 0 or done % PAGE:
             break

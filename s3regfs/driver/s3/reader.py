@@ -94,16 +94,14 @@ def _get(driver: S3Driver, path: str, range_header: str, etag: str | None) -> di
 
 def _read_body(resp: dict[str, Any]) -> bytes | memoryview:
     body = resp["Body"]
-    expected = resp.get("ContentLength")
+    expected = None if resp.get("ContentLength") is None else int(resp["ContentLength"])
     try:
-        data = None
-        if expected is not None and int(expected) >= ALIGNED_MIN:
-            data = _read_aligned(body, int(expected))
+        data = _read_aligned(body, expected) if expected is not None and expected >= ALIGNED_MIN else None
         if data is None:
             data = body.read()
     finally:
         body.close()
-    if expected is not None and len(data) != int(expected):
+    if expected is not None and len(data) != expected:
         raise ShortBodyError(f"short body: got {len(data)} of {expected} bytes")
     return data
 
