@@ -54,6 +54,35 @@ def test_sequential_reads_grow_the_window_and_fetch_ahead_in_parts(make_fs) -> N
     assert len(lengths) < len(data) // (128 * KiB)  # fewer requests than the application's reads
 
 
+def test_a_sequential_reader_keeps_its_window_full_with_whole_parts(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """At the largest window, each refill asks for whole ``read_part_size`` parts (a shorter
+    request only at the end of the file: a short part costs a round trip of its own) as soon as
+    the reader is a part into the window, so at least window − part bytes are always fetched or in
+    flight ahead of it (docs/PERFORMANCE.md "Cold sequential read: the pipeline kept full")."""
+    m = make_fs(**_small_readahead())
+    data = _payload(8 * MiB + 100 * KiB)
+    m.put("/big", data)
+    fh = m.fs.open("/big", os.O_RDONLY)
+    m.driver.reset()
+    reader = None
+    out = bytearray()
+    ahead = []
+    while len(out) < len(data):
+        out += m.fs.read(fh, len(out), 96 * KiB)
+        reader = m.fs._handles.get(fh).reader  # type: ignore[union-attr]
+        if reader.window == 1 * MiB and reader.fetched_to < len(data):
+            ahead.append(reader.fetched_to - len(out))
+    m.fs.release(fh)
+    assert bytes(out) == data
+    assert ahead and min(ahead) >= 1 * MiB - 256 * KiB  # the window, less one part, always ahead
+    requests = sorted((offset, length) for _, offset, length in m.driver.ranges)
+    first_whole = next(i for i, (_, length) in enumerate(requests) if length == 256 * KiB)
+    assert [length for offset, length in requests[first_whole:] if offset + length < len(data)] == [256 * KiB] * (
+        len(requests) - first_whole - 1
+    )
+    assert sum(length for _, length in requests) == len(data)  # every byte fetched exactly once
+
+
 def test_reads_within_one_fetched_part_are_views_of_it_and_reads_across_parts_are_whole(make_fs) -> None:  # type: ignore[no-untyped-def]
     """The window's parts are served as views (the FUSE adapter copies them once into libfuse's
     buffer, docs/PERFORMANCE.md "CPU per byte"); a read across two parts joins them."""
