@@ -44,7 +44,6 @@ import errno
 import functools
 import itertools
 import logging
-import math
 import os
 import re
 import stat
@@ -55,6 +54,7 @@ from typing import Any, TypeVar, cast
 from s3regfs.fs import paralleldirops
 from s3regfs.fs.core import Attr, RegistryFilesystem
 from s3regfs.fs.errors import to_errno
+from s3regfs.fs.statpack import BLOCK_SIZE, UNKNOWN_INO, dot_entry, packed, stat_dict  # noqa: F401 (BLOCK_SIZE, UNKNOWN_INO: the adapter's constants)
 
 if "FUSE_LIBRARY_PATH" not in os.environ:
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy reads it at import
@@ -64,10 +64,6 @@ from mfusepy import FuseOSError, Operations
 
 log = logging.getLogger(__name__)
 
-BLOCK_SIZE = 1 << 20
-"""``st_blksize``: tools size their I/O on it (cp, Python's ``open``); one FUSE write is at most 1 MiB."""
-UNKNOWN_INO = 0xFFFFFFFF
-"""libfuse's FUSE_UNKNOWN_INO, for ``.``/``..`` (an inode 0 entry is skipped by readdir(3))."""
 FILL_DIR_PLUS = 1 << 1
 """``enum fuse_fill_dir_flags`` FUSE_FILL_DIR_PLUS: the stat passed to the filler is complete."""
 CAP_PARALLEL_DIROPS = 1 << 18
@@ -101,25 +97,10 @@ def _shown(args: tuple[Any, ...]) -> str:
     return "(" + ", ".join(repr(a) if not isinstance(a, (bytes, bytearray)) else f"<{len(a)} bytes>" for a in args) + ")"
 
 
-def stat_dict(attr: Attr) -> dict[str, int]:
-    """``Attr`` → the ``stat`` fields mfusepy sets (times in nanoseconds: ``use_ns``)."""
-    seconds = math.floor(attr.mtime)
-    ns = seconds * 1_000_000_000 + round((attr.mtime - seconds) * 1_000_000_000)
-    return {
-        "st_mode": attr.mode,
-        "st_nlink": attr.nlink,
-        "st_size": attr.size,
-        "st_uid": attr.uid,
-        "st_gid": attr.gid,
-        "st_mtime": ns,
-        "st_atime": ns,
-        "st_ctime": ns,
-        "st_blocks": (attr.size + 511) // 512,
-        "st_blksize": BLOCK_SIZE,
-    }
+_DOT = dot_entry()
 
-
-_DOT = {"st_mode": stat.S_IFDIR, "st_ino": UNKNOWN_INO}
+Entries = list[tuple[bytes, Any]]
+"""A listing as the adapter hands it to libfuse: (encoded name, packed ``c_stat``), ``.`` and ``..`` first."""
 
 
 class _Listings:
@@ -129,7 +110,7 @@ class _Listings:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._by_fh: dict[int, list[tuple[str, dict[str, int]]]] = {}
+        self._by_fh: dict[int, Entries] = {}
         self._paths: dict[int, str] = {}
 
     def open(self, path: str) -> int:
@@ -143,11 +124,11 @@ class _Listings:
         with self._lock:
             return given if given is not None else self._paths.get(fh, "/")
 
-    def put(self, fh: int, entries: list[tuple[str, dict[str, int]]]) -> None:
+    def put(self, fh: int, entries: Entries) -> None:
         with self._lock:
             self._by_fh[fh] = entries
 
-    def get(self, fh: int) -> list[tuple[str, dict[str, int]]]:
+    def get(self, fh: int) -> Entries:
         with self._lock:
             return self._by_fh.get(fh, [])
 
@@ -221,17 +202,20 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return self._listings.open(path)
 
     @_errors_to_errno
-    def readdir_with_offset(
-        self, path: str | None, offset: int, fh: int
-    ) -> Iterator[tuple[str, dict[str, int], int]]:
+    def readdir_plus(self, path: str | None, offset: int, fh: int) -> Entries:
+        """The entries of the open directory ``fh`` from ``offset`` on (the next one's offset is its
+        index + 1); read from the bucket or the caches at offset 0, so ``rewinddir`` refreshes."""
         if offset == 0:
             directory = self._listings.path(fh, path)
-            listing = [(name, stat_dict(attr)) for name, attr in self.core.readdir(directory)]
-            self._listings.put(fh, [(".", _DOT), ("..", _DOT), *listing])
+            listing = [(name.encode(), packed(attr)) for name, attr in self.core.readdir(directory)]
+            self._listings.put(fh, [(b".", _DOT), (b"..", _DOT), *listing])
             if self._on_listed is not None:
                 self._on_listed(directory, len(listing))
-        entries = self._listings.get(fh)
-        return ((entries[i][0], entries[i][1], i + 1) for i in range(offset, len(entries)))
+        return self._listings.get(fh)[offset:]
+
+    # mfusepy installs its READDIR callback only for an Operations object with this name; the
+    # callback is RegistryFUSE.readdir_fuse_3, which calls readdir_plus (not mfusepy's dict contract).
+    readdir_with_offset = readdir_plus
 
     @_errors_to_errno
     def releasedir(self, path: str, fh: int) -> int:
@@ -453,6 +437,15 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
         return None if path is None else path.decode(self.encoding, self.errors)
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
+        plus = getattr(self.operations, "readdir_plus", None)
+        if plus is None:  # a plain mfusepy Operations (bench/floorfs.py): mfusepy's dict of each stat
+            return self._readdir_dicts(path, buf, filler, offset, fip)
+        for index, (name, st) in enumerate(plus(self._decode(path), offset, fip.contents.fh), offset + 1):
+            if filler(buf, name, st, index, FILL_DIR_PLUS) != 0:
+                break
+        return 0
+
+    def _readdir_dicts(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any) -> int:
         st = mfusepy.c_stat()
         entries = self.operations.readdir_with_offset(self._decode(path), offset, fip.contents.fh)
         for name, attrs, next_offset in entries:

@@ -13,12 +13,14 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import mfusepy
 import pytest
 from mfusepy import FuseOSError
 
 from s3regfs.driver.checked import CheckedDriver
 from s3regfs.driver.errors import DriverError
 from s3regfs.driver.inmemory import InMemoryDriver
+from s3regfs.fs import statpack
 from s3regfs.fs.core import Attr, RegistryFilesystem
 from s3regfs.fs.operations import BLOCK_SIZE, UNKNOWN_INO, S3RegOperations, stat_dict
 from s3regfs.fs.options import FsOptions
@@ -70,13 +72,30 @@ def test_readdir_gives_attributes_and_resumes_at_an_offset(ops: S3RegOperations)
         ops.write(f"/d/{name}", name.encode() * 3, 0, fh)
         ops.release(f"/d/{name}", fh)
     dh = ops.opendir("/d")
-    entries = list(ops.readdir_with_offset("/d", 0, dh))
-    assert [(n, off) for n, _, off in entries] == [(".", 1), ("..", 2), ("a", 3), ("b", 4), ("c", 5)]
-    assert entries[0][1]["st_ino"] == UNKNOWN_INO and stat.S_ISDIR(entries[1][1]["st_mode"])
-    assert all(st["st_size"] == 3 and stat.S_ISREG(st["st_mode"]) for _, st, _ in entries[2:])
-    assert [n for n, _, _ in ops.readdir_with_offset("/d", 3, dh)] == ["b", "c"]  # the kernel resumes here
+    entries = ops.readdir_plus("/d", 0, dh)
+    assert [n for n, _ in entries] == [b".", b"..", b"a", b"b", b"c"]
+    assert entries[0][1].st_ino == UNKNOWN_INO and stat.S_ISDIR(entries[1][1].st_mode)
+    assert all(st.st_size == 3 and stat.S_ISREG(st.st_mode) for _, st in entries[2:])
+    assert [n for n, _ in ops.readdir_plus("/d", 3, dh)] == [b"b", b"c"]  # the kernel resumes here (offset 3)
     ops.releasedir("/d", dh)
-    assert list(ops.readdir_with_offset("/d", 3, dh)) == []
+    assert ops.readdir_plus("/d", 3, dh) == []
+
+
+@pytest.mark.parametrize(
+    "attr",
+    [
+        Attr(mode=stat.S_IFREG | 0o640, size=1025, mtime=1_700_000_000.25, nlink=1, uid=7, gid=8),
+        Attr(mode=stat.S_IFDIR | 0o755, size=0, mtime=0.0, nlink=2, uid=0, gid=0),
+        Attr(mode=stat.S_IFREG | 0o600, size=(1 << 40) + 3, mtime=1_765_000_000.9999999999, nlink=0, uid=65534, gid=65534),
+        Attr(mode=stat.S_IFREG | 0o644, size=0, mtime=-1.5, nlink=1, uid=1, gid=2),
+    ],
+)
+def test_a_packed_stat_is_byte_for_byte_what_mfusepy_builds_from_the_stat_dict(attr: Attr) -> None:
+    """readdir's packed ``struct stat`` (s3regfs/fs/statpack.py) against mfusepy's own path."""
+    expected = mfusepy.c_stat()
+    mfusepy.set_st_attrs(expected, stat_dict(attr), use_ns=True)
+    assert statpack.PACKER is not None  # the layout of this platform is one the packer knows
+    assert bytes(statpack.packed(attr)) == bytes(expected)
 
 
 def test_errors_become_errnos(ops: S3RegOperations) -> None:
