@@ -253,9 +253,10 @@ class Lister:
 
     @staticmethod
     def _spans_batches(session: _Session, directory: str) -> bool:
-        """Is ``directory`` open in the walk since before its last finished batch (a subtree larger than
-        a batch)?  One opened in that batch is left, most likely, in the next (a repository the batch
-        ended in).  (Read without the session's lock: a stale answer costs a wait or one LIST.)"""
+        """Is ``directory`` open in the walk since before its last finished batch, or did it hold every
+        file of a finished batch (a subtree larger than a batch)?  One entered during the last batch is
+        left, most likely, in the next (a repository the batch ended in).  (Read without the session's
+        lock: a stale answer costs a wait or one LIST.)"""
         opened = session.opened.get(directory)  # set exactly while the directory is in the chain
         return opened is not None and opened < session.batches
 
@@ -314,6 +315,7 @@ class Lister:
         session.background = background
         root = session.root
         prefix = _prefix(root)
+        holding: list[str] = []  # the directories that hold the batch's first file
 
         def visit(info: FileInfo) -> None:
             nonlocal files
@@ -327,6 +329,8 @@ class Lister:
             self._place(session, info, stamp)
             if not info.is_dir:
                 files += 1
+                if files == 1:
+                    holding.extend(session.chain)
                 if files >= self.walk_ahead:
                     raise FilledBuffer()
 
@@ -337,6 +341,12 @@ class Lister:
             stopper.stopped = True
         except PathNotFoundError:
             pass
+        if stopper.stopped:
+            # Still open, these hold every file of the batch: larger than a batch, they span batches
+            # (the top of a tree after the first batch; see _spans_batches).
+            for directory in holding:
+                if directory in session.opened:
+                    session.opened[directory] = min(session.opened[directory], session.batches)
         session.batches += 1
         if not stopper.stopped:
             session.done = True

@@ -164,6 +164,47 @@ def test_a_directory_larger_than_a_batch_is_listed_at_once_while_the_next_batch_
     assert len(walks) >= 3
 
 
+def test_a_directory_that_held_the_whole_first_batch_is_listed_at_once_while_the_second_is_slow(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """``find`` reads the top of a tree (``docker``, ``registry``, ``v2``, ``blobs``...) right after
+    the walk's first batch, while the second is in flight.  A directory that holds every file of a
+    finished batch is larger than a batch: it is listed on its own at once instead of waiting for the
+    batch in flight (each of them waited for one, about a second at the start of a cold ``find`` of
+    the 10,000-object tree: docs/PERFORMANCE.md "The walk and its reader")."""
+    m = make_fs(listing_walk_ahead=50)
+    for i in range(400):
+        m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
+    lister = m.fs._lister
+    inner_walk = lister.driver.walk
+    release = threading.Event()
+    walks = []
+
+    def slow_from_the_second(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
+        walks.append(path)
+        if len(walks) > 1:
+            assert release.wait(10), "the test never released the walk"
+        return inner_walk(path, fn, start_after_hint)
+
+    lister.driver = SimpleNamespace(walk=slow_from_the_second, list_info=lister.driver.list_info)
+    reader = None
+    try:
+        assert m.names("/t") == ["a"]  # the reader's own first batch; the second is held in the walk
+        m.driver.reset()
+        done = threading.Event()
+        found: list[list[str]] = []
+        reader = threading.Thread(target=lambda: (found.append(m.names("/t/a")), done.set()))
+        reader.start()
+        assert done.wait(5), "the listing of a directory that held a whole batch waited for the next batch"
+        assert found == [[f"d{i:03d}" for i in range(100)]]
+        assert m.driver.count("list_info") == 1
+    finally:
+        release.set()
+        if reader is not None:
+            reader.join(10)
+    _idle(m)
+    for i in range(100):  # the walk goes on: every directory below is complete
+        assert m.names(f"/t/a/d{i:03d}") == ["f0", "f1", "f2", "f3"]
+
+
 def test_a_walk_runs_at_most_max_ahead_batches_ahead_of_its_reader(make_fs) -> None:  # type: ignore[no-untyped-def]
     """Listings a walk fetches too far ahead are old when read (a repository's expire after
     metadata_ttl, and then each costs a LIST again): however often the reader lists directories the
