@@ -7,11 +7,13 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
   sequential: the stream fetches ahead, up to a window that starts at ``readahead_min`` and
   grows ``GROWTH``-fold at each refill up to ``readahead_max``, or to this stream's fair share of the
   budget when several files are read sequentially at once (budget / sequential streams).  The window is fetched as parallel ranged
-  requests of whole parts (``read_part_size``, or the window when it is smaller; a shorter part
-  only at the end of the file) on the shared thread pool, and is refilled as soon as the reader is
-  one part into it, so at least window − part bytes are always fetched or in flight ahead of the
-  reader (a refill at half the window left the fetch idle while the reader caught up, and a part
-  cut to the window's edge cost a round trip for a few hundred KiB).  Reads that fall inside
+  requests of at most ``read_part_size`` on the shared thread pool.  A window of two parts or more
+  asks only for whole parts (a shorter one only at the end of the file) and is refilled as soon as
+  the reader is one part into it, so at least window − part bytes are always fetched or in flight
+  ahead of the reader (a refill at half the window left the fetch idle while the reader caught up,
+  and a part cut to the window's edge cost a round trip for a few hundred KiB); a smaller window
+  (the budget's share of many readers) is topped up to its size when half of it is left, which
+  holds less memory for the same throughput there.  Reads that fall inside
   the fetched window are served from it in any order (the kernel sends readahead requests
   from several threads), as views of the fetched parts: the FUSE adapter copies them once, into
   libfuse's buffer.
@@ -197,20 +199,22 @@ class ReadStream:
             self.window = 0
             raise
         self._expected = max(self._expected, end)
-        if self._fetched_to - end < max(self.window // 2, self.window - self._piece()) and self._fetched_to < self.size:
+        low = self.window - self._part if self._whole() else self.window // 2
+        if self._fetched_to - end < low and self._fetched_to < self.size:
             cap = min(self._max, max(self._min, self._budget.share()))
             self.window = max(self._min, min(self.window * GROWTH, cap))
-            self._submit_until(min(self.size, end + self.window), whole=True)
+            self._submit_until(min(self.size, end + self.window), whole=self._whole())
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _piece(self) -> int:
-        return min(self._part, max(1, self.window))
+    def _whole(self) -> bool:
+        """A window of two parts or more is kept full with whole parts (a smaller one, the budget's
+        share of many readers, is topped up to its size when half of it is left)."""
+        return self.window >= 2 * self._part
 
     def _submit_until(self, target: int, whole: bool = False) -> None:
-        piece = self._piece()
         while self._fetched_to < target:
             start = self._fetched_to
-            stop = start + piece
+            stop = start + (self._part if whole else min(self._part, target - start))
             stop = min(self.size, -(-stop // self._align) * self._align)  # whole cache blocks
             if whole and stop > target:
                 return  # a whole piece past the window waits for the next refill

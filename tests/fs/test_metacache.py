@@ -118,6 +118,38 @@ def test_walk_ahead_fetches_the_next_batch_in_the_background_one_ahead(make_fs) 
     assert 400 // 50 <= walks <= 400 // 50 + 3, "about one batch per 50 keys: no batch fetched twice"
 
 
+def _hold_walks_after(m: Mount, free: int) -> tuple[threading.Event, list[str]]:
+    """The lister's walks after the first ``free`` wait until the returned event is set (fault injection)."""
+    lister = m.fs._lister
+    inner_walk = lister.driver.walk
+    release = threading.Event()
+    walks: list[str] = []
+
+    def held(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
+        walks.append(path)
+        if len(walks) > free:
+            assert release.wait(10), "the test never released the walk"
+        return inner_walk(path, fn, start_after_hint)
+
+    lister.driver = SimpleNamespace(walk=held, list_info=lister.driver.list_info)
+    return release, walks
+
+
+def _names_while_the_walk_is_held(m: Mount, release: threading.Event, path: str) -> list[str]:
+    """``names(path)`` on another thread, which must finish while the walk is held; then the walk goes on."""
+    done = threading.Event()
+    found: list[list[str]] = []
+    reader = threading.Thread(target=lambda: (found.append(m.names(path)), done.set()))
+    reader.start()
+    try:
+        finished = done.wait(5)
+    finally:
+        release.set()
+        reader.join(10)
+    assert finished, f"the listing of {path} waited for the walk"
+    return found[0]
+
+
 def test_a_directory_larger_than_a_batch_is_listed_at_once_while_the_next_batch_is_slow(make_fs) -> None:  # type: ignore[no-untyped-def]
     """``find`` reads a directory before the walk has left it.  One the walk has been inside for a whole
     batch (above a subtree larger than a batch) cannot come from the next batch either: it is listed on
@@ -128,18 +160,7 @@ def test_a_directory_larger_than_a_batch_is_listed_at_once_while_the_next_batch_
     for i in range(400):
         m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
     lister = m.fs._lister
-    inner_walk = lister.driver.walk
-    release = threading.Event()
-    walks = []
-
-    def slow_from_the_third(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
-        walks.append(path)
-        if len(walks) > 2:
-            assert release.wait(10), "the test never released the walk"
-        return inner_walk(path, fn, start_after_hint)
-
-    lister.driver = SimpleNamespace(walk=slow_from_the_third, list_info=lister.driver.list_info)
-    reader = None
+    release, walks = _hold_walks_after(m, 2)
     try:
         assert m.names("/t") == ["a"]  # the reader's own first batch, then one in the background
         _idle(m)
@@ -147,17 +168,11 @@ def test_a_directory_larger_than_a_batch_is_listed_at_once_while_the_next_batch_
         boundary = session.chain[-1]  # entered by the second batch, and still open
         assert boundary.startswith("/t/a/d") and "/t/a" in session.chain
         m.driver.reset()
-        done = threading.Event()
-        found: list[list[str]] = []
-        reader = threading.Thread(target=lambda: (found.append(m.names("/t/a")), done.set()))
-        reader.start()
-        assert done.wait(5), "the listing of a directory larger than a batch waited for the walk"
-        assert found == [[f"d{i:03d}" for i in range(100)]]
-        assert m.driver.count("list_info") == 1
-    finally:
+    except BaseException:
         release.set()
-        if reader is not None:
-            reader.join(10)
+        raise
+    assert _names_while_the_walk_is_held(m, release, "/t/a") == [f"d{i:03d}" for i in range(100)]
+    assert m.driver.count("list_info") == 1
     assert m.names(boundary) == ["f0", "f1", "f2", "f3"]
     _idle(m)
     assert m.driver.count("list_info") == 1, "the directory the last batch ended in came from the next one"
@@ -173,33 +188,12 @@ def test_a_directory_that_held_the_whole_first_batch_is_listed_at_once_while_the
     m = make_fs(listing_walk_ahead=50)
     for i in range(400):
         m.put(f"/t/a/d{i // 4:03d}/f{i % 4}", b"x")
-    lister = m.fs._lister
-    inner_walk = lister.driver.walk
-    release = threading.Event()
-    walks = []
-
-    def slow_from_the_second(path, fn, start_after_hint=""):  # type: ignore[no-untyped-def]
-        walks.append(path)
-        if len(walks) > 1:
-            assert release.wait(10), "the test never released the walk"
-        return inner_walk(path, fn, start_after_hint)
-
-    lister.driver = SimpleNamespace(walk=slow_from_the_second, list_info=lister.driver.list_info)
-    reader = None
-    try:
-        assert m.names("/t") == ["a"]  # the reader's own first batch; the second is held in the walk
-        m.driver.reset()
-        done = threading.Event()
-        found: list[list[str]] = []
-        reader = threading.Thread(target=lambda: (found.append(m.names("/t/a")), done.set()))
-        reader.start()
-        assert done.wait(5), "the listing of a directory that held a whole batch waited for the next batch"
-        assert found == [[f"d{i:03d}" for i in range(100)]]
-        assert m.driver.count("list_info") == 1
-    finally:
-        release.set()
-        if reader is not None:
-            reader.join(10)
+    release, _ = _hold_walks_after(m, 1)
+    top = m.names("/t")  # the reader's own first batch (never held); the second is held in the walk
+    m.driver.reset()
+    below = _names_while_the_walk_is_held(m, release, "/t/a")
+    assert (top, below) == (["a"], [f"d{i:03d}" for i in range(100)])
+    assert m.driver.count("list_info") == 1, "listed on its own, once"
     _idle(m)
     for i in range(100):  # the walk goes on: every directory below is complete
         assert m.names(f"/t/a/d{i:03d}") == ["f0", "f1", "f2", "f3"]
