@@ -46,9 +46,8 @@ import itertools
 import logging
 import os
 import re
-import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from s3regfs.fs import paralleldirops
@@ -74,7 +73,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def _errors_to_errno(method: _F) -> _F:
     """Run ``method``; any exception becomes ``FuseOSError(to_errno(exc))``; the hook hears of both."""
-    name = method.__name__.removesuffix("_with_offset")
+    name = method.__name__.removesuffix("_plus")  # readdir_plus is the kernel's READDIR(PLUS)
 
     @functools.wraps(method)
     def translated(self: S3RegOperations, *args: Any, **kwargs: Any) -> Any:

@@ -129,17 +129,17 @@ class ReadStream:
     def window(self) -> int:
         return self._window
 
-    @property
-    def fetched_to(self) -> int:
-        """The end of what the window has fetched or has in flight."""
-        with self._lock:
-            return self._fetched_to
-
     @window.setter
     def window(self, value: int) -> None:
         if (value > 0) != (self._window > 0):
             (self._budget.join if value > 0 else self._budget.leave)()
         self._window = value
+
+    @property
+    def fetched_to(self) -> int:
+        """The end of what the window has fetched or has in flight."""
+        with self._lock:
+            return self._fetched_to
 
     # -- public --------------------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ class ReadStream:
             stop = start + (self._part if whole else min(self._part, target - start))
             stop = min(self.size, -(-stop // self._align) * self._align)  # whole cache blocks
             if whole and stop > target:
-                return  # a whole piece past the window waits for the next refill
+                return  # a whole part past the window waits for the next refill
             length = stop - start
             if not self._budget.try_acquire(length):
                 return

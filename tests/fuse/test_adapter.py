@@ -81,6 +81,14 @@ def test_readdir_gives_attributes_and_resumes_at_an_offset(ops: S3RegOperations)
     assert ops.readdir_plus("/d", 3, dh) == []
 
 
+def test_the_operation_hook_hears_a_listing_as_readdir(ops: S3RegOperations) -> None:
+    """The metrics' ``operation`` label of the kernel's READDIR(PLUS) stays ``readdir``."""
+    heard: list[tuple[str, int]] = []
+    ops._on_operation = lambda name, err: heard.append((name, err))
+    ops.readdir_plus("/", 0, ops.opendir("/"))
+    assert heard == [("opendir", 0), ("readdir", 0)]
+
+
 @pytest.mark.parametrize(
     "attr",
     [
