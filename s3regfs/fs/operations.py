@@ -47,7 +47,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
 from s3regfs.fs import paralleldirops
@@ -201,16 +201,19 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return self._listings.open(path)
 
     @_errors_to_errno
-    def readdir_plus(self, path: str | None, offset: int, fh: int) -> Entries:
+    def readdir_plus(self, path: str | None, offset: int, fh: int) -> Iterator[tuple[bytes, Any]]:
         """The entries of the open directory ``fh`` from ``offset`` on (the next one's offset is its
-        index + 1); read from the bucket or the caches at offset 0, so ``rewinddir`` refreshes."""
+        index + 1); read from the bucket or the caches at offset 0, so ``rewinddir`` refreshes.
+        Lazily: the kernel takes a few dozen per call, and a copy of the rest would make a large
+        directory's listing quadratic."""
         if offset == 0:
             directory = self._listings.path(fh, path)
             listing = [(name.encode(), packed(attr)) for name, attr in self.core.readdir(directory)]
             self._listings.put(fh, [(b".", _DOT), (b"..", _DOT), *listing])
             if self._on_listed is not None:
                 self._on_listed(directory, len(listing))
-        return self._listings.get(fh)[offset:]
+        entries = self._listings.get(fh)
+        return (entries[i] for i in range(offset, len(entries)))
 
     # mfusepy installs its READDIR callback only for an Operations object with this name; the
     # callback is RegistryFUSE.readdir_fuse_3, which calls readdir_plus (not mfusepy's dict contract).

@@ -72,13 +72,13 @@ def test_readdir_gives_attributes_and_resumes_at_an_offset(ops: S3RegOperations)
         ops.write(f"/d/{name}", name.encode() * 3, 0, fh)
         ops.release(f"/d/{name}", fh)
     dh = ops.opendir("/d")
-    entries = ops.readdir_plus("/d", 0, dh)
+    entries = list(ops.readdir_plus("/d", 0, dh))
     assert [n for n, _ in entries] == [b".", b"..", b"a", b"b", b"c"]
     assert entries[0][1].st_ino == UNKNOWN_INO and stat.S_ISDIR(entries[1][1].st_mode)
     assert all(st.st_size == 3 and stat.S_ISREG(st.st_mode) for _, st in entries[2:])
     assert [n for n, _ in ops.readdir_plus("/d", 3, dh)] == [b"b", b"c"]  # the kernel resumes here (offset 3)
     ops.releasedir("/d", dh)
-    assert ops.readdir_plus("/d", 3, dh) == []
+    assert list(ops.readdir_plus("/d", 3, dh)) == []
 
 
 def test_the_operation_hook_hears_a_listing_as_readdir(ops: S3RegOperations) -> None:
