@@ -402,6 +402,14 @@ _OPTIONS = [
         "granularity of the data cache (bytes per cached block)",
     ),
     Option(
+        "random_fill_max",
+        "fs",
+        parse_size,
+        _size_doc("random_fill_max"),
+        "a blob read at random is fetched whole into the data cache in the background when it is at most "
+        "this large (and at most half of data_cache_size); 0 = never",
+    ),
+    Option(
         "write_parts_in_flight",
         "fs",
         int_parser(1, 64),

@@ -511,6 +511,8 @@ class RegistryFilesystem:
                 "shutdown: %d file(s) were closed with data that could not be saved: %s", len(lost), lost[:10]
             )
         self._closed = True
+        if self._reading.fills is not None:
+            self._reading.fills.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._cache.close()
         if self._datacache is not None:

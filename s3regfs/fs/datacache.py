@@ -161,6 +161,13 @@ class DataCache:
         self.hits += 1
         return data
 
+    def holds(self, path: str, size: int, etag: str, offset: int, length: int) -> bool:
+        """Whether every block of these bytes is cached or queued for the disk (nothing is read)."""
+        wanted = range(offset // self.block, (offset + max(1, length) - 1) // self.block + 1)
+        with self._lock:
+            entry = self._index.get(self._key(path, size, etag))
+            return entry is not None and all(i in entry.blocks or i in entry.pending for i in wanted)
+
     # -- descriptors kept open for reads -----------------------------------------------------------
 
     def _open_for_reads(self, key: str, entry: _Entry) -> int:

@@ -46,6 +46,9 @@ class FsOptions:
     immutable_prefixes: tuple[str, ...] = ("/docker/registry/v2/blobs/",)
     # Granularity of the data cache (bytes per cached block).
     data_cache_block: int = 256 * 1024
+    # A handle that reads a data-cached blob at random has the blob fetched whole into the data cache
+    # in the background, when it is at most this large (and at most half the data cache); 0 = never.
+    random_fill_max: int = 512 * MiB
     # Writes: parts in flight per sequential writer (memory ~ chunksize x this).
     write_parts_in_flight: int = 4
     # A written file smaller than this at close is uploaded with one put_content; a file that grows

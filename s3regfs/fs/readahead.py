@@ -124,6 +124,7 @@ class ReadStream:
         self._expected = 0
         self._window = 0
         self.direct_reads = 0
+        self.fill_asked = False  # the read path asked for this blob to be fetched whole (fs/blobfill.py)
 
     @property
     def window(self) -> int:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import ObjectChangedError
+from s3regfs.fs.blobfill import FILL_AFTER, BlobFills
 from s3regfs.fs.datacache import DataCache
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.handles import Handle
@@ -47,6 +48,11 @@ class ReadPath:
         self._pool = pool
         self.budget = budget
         self.datacache = datacache
+        self.fills = (
+            BlobFills(pool, budget, datacache, options.read_part_size, options.random_fill_max)
+            if datacache is not None and options.random_fill_max > 0
+            else None
+        )
 
     def read(self, handle: Handle, offset: int, size: int) -> bytes | memoryview:
         if handle.flags & os.O_ACCMODE == os.O_WRONLY:
@@ -71,15 +77,24 @@ class ReadPath:
                 if moved:
                     raise FsError(errno.ESTALE, f"{key}: replaced since this mount moved it", logging.ERROR)
             try:
-                data = self._reader(handle, key, total, etag).read(offset, size)
+                stream = self._reader(handle, key, total, etag)
+                data = stream.read(offset, size)
             except ObjectChangedError:
                 if self._repin(node, key, etag):
                     continue
                 raise  # bytes of the pinned version were returned: ESTALE, never another version's
             if data and not served and not node.mark_served(key, total, etag):
                 continue  # re-pinned meanwhile by another reader: these may be the old version's
+            if stream.direct_reads >= FILL_AFTER and not stream.fill_asked and cached and etag is not None:
+                self._fill(stream, key, total, etag)
             return data
         raise FsError(errno.ESTALE, f"{node.key}: keeps changing under the reader", logging.ERROR)
+
+    def _fill(self, stream: ReadStream, key: str, size: int, etag: str) -> None:
+        """A handle reads this blob at random: fetch the rest of it into the data cache (fs/blobfill.py)."""
+        stream.fill_asked = True
+        if self.fills is not None and stream.window == 0:  # not while it reads sequentially
+            self.fills.start(key, size, etag, self._fetcher(key, size, etag))
 
     def _repin(self, node: Node, key: str, etag: str | None) -> bool:
         """``key`` does not hold the version ``node`` reads: True when it may read the current one."""

@@ -1,0 +1,120 @@
+"""A blob read at random is fetched whole into the data cache in the background (s3regfs/fs/blobfill.py)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from s3regfs.driver.errors import DriverError
+from s3regfs.fs.blobfill import FILL_AFTER, FILL_PARTS
+from tests.fs.conftest import Mount
+
+KiB = 1024
+MiB = 1024 * KiB
+BLOB = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+PART = 256 * KiB
+
+
+def _options(**extra: object) -> dict[str, object]:
+    opts: dict[str, object] = {
+        "readahead_min": 64 * KiB,
+        "readahead_max": 1 * MiB,
+        "readahead_budget": 2 * MiB,
+        "read_part_size": PART,
+        "data_cache_block": 64 * KiB,
+    }
+    opts.update(extra)
+    return opts
+
+
+def _payload(n: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def _random_reads(m: Mount, fh: int, data: bytes, count: int, seed: int = 7) -> None:
+    """``count`` 4 KiB reads at scattered offsets, each checked against ``data``."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        offset = rng.randrange(len(data) // (4 * KiB)) * 4 * KiB
+        assert m.fs.read(fh, offset, 4 * KiB) == data[offset : offset + 4 * KiB]
+
+
+def test_a_blob_read_at_random_is_fetched_whole_into_the_data_cache(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """Each random read of a cold blob costs a GET; after ``FILL_AFTER`` of them the rest of the blob
+    comes in whole parts in the background, each byte once, and every later read is local."""
+    m = make_fs(**_options())
+    data = _payload(4 * MiB + 123)
+    m.put(BLOB, data)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    m.driver.reset()
+    _random_reads(m, fh, data, FILL_AFTER - 1)
+    fills = m.fs._reading.fills
+    assert fills.started == 0 and m.driver.count("read_range") == FILL_AFTER - 1  # one GET a read, no more
+    _random_reads(m, fh, data, 1, seed=8)
+    assert fills.started == 1
+    assert fills.wait_idle(timeout=30)
+    assert (fills.completed, fills.stopped) == (1, 0)
+    fill_gets = [(offset, length) for _, offset, length in m.driver.ranges[FILL_AFTER:]]
+    assert max(length for _, length in fill_gets) == PART  # whole parts
+    assert sum(length for _, length in fill_gets) == len(data)  # every byte once (the 4 KiB reads stored none)
+    m.fs._datacache.drain()
+    m.driver.reset()
+    _random_reads(m, fh, data, 200, seed=9)
+    m.fs.release(fh)
+    assert m.read_file(BLOB) == data
+    assert m.driver.count("read_range") == 0  # all of it from the data cache
+
+
+def test_a_sequential_reader_and_a_blob_over_the_limit_start_no_fill(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_options(random_fill_max=2 * MiB))
+    small, large = _payload(1 * MiB + 5, seed=2), _payload(3 * MiB, seed=3)
+    other = BLOB.replace("ab" * 32, "cd" * 32)
+    m.put(BLOB, small)
+    m.put(other, large)
+    assert m.read_file(BLOB, chunk=4 * KiB) == small  # 257 sequential reads
+    fh = m.fs.open(other, os.O_RDONLY)
+    _random_reads(m, fh, large, 2 * FILL_AFTER)
+    m.fs.release(fh)
+    assert m.fs._reading.fills.started == 0
+
+
+def test_a_fill_takes_its_parts_from_the_readahead_budget(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """At most ``FILL_PARTS`` parts in flight, inside the readahead budget; a budget too small for
+    one part ends the fill at once, and the reads go on, one GET each."""
+    m = make_fs(**_options())
+    data = _payload(8 * MiB)
+    m.put(BLOB, data)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    _random_reads(m, fh, data, FILL_AFTER)
+    fills = m.fs._reading.fills
+    assert fills.wait_idle(timeout=30) and fills.completed == 1
+    budget = m.fs._reading.budget
+    assert budget.used == 0 and PART <= budget.peak <= min(FILL_PARTS * PART, budget.total)
+    m.fs.release(fh)
+
+    tight = make_fs(**_options(readahead_min=64 * KiB, readahead_max=128 * KiB, readahead_budget=128 * KiB))
+    tight.put(BLOB, data)
+    fh = tight.fs.open(BLOB, os.O_RDONLY)
+    tight.driver.reset()
+    _random_reads(tight, fh, data, 2 * FILL_AFTER)
+    fills = tight.fs._reading.fills
+    assert fills.wait_idle(timeout=30)
+    assert (fills.started, fills.completed, fills.stopped) == (1, 0, 1)
+    assert tight.driver.count("read_range") == 2 * FILL_AFTER and tight.fs._reading.budget.peak == 0
+    tight.fs.release(fh)
+
+
+def test_a_failed_get_ends_the_fill_and_the_reads_go_on(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_options())
+    data = _payload(4 * MiB)
+    m.put(BLOB, data)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    m.faulty.fail("read_range", DriverError("injected", "faulty"), after=FILL_AFTER, path=BLOB)
+    _random_reads(m, fh, data, FILL_AFTER)
+    fills = m.fs._reading.fills
+    assert fills.wait_idle(timeout=30)
+    assert (fills.completed, fills.stopped) == (0, 1)
+    fetched = sum(length for _, _, length in m.driver.ranges) - FILL_AFTER * 4 * KiB
+    assert fetched <= FILL_PARTS * PART  # the parts already in flight, nothing after the failure
+    _random_reads(m, fh, data, 50, seed=11)  # right bytes, from the cache or the bucket
+    m.fs.release(fh)
