@@ -58,9 +58,11 @@ OPEN_FILES = 64
 """Cache files whose read descriptor stays open between reads, at most (least recently read closed first)."""
 
 ADVISE_SPAN = 1024 * 1024
-"""A read asks the kernel for the aligned span around it at once (``POSIX_FADV_WILLNEED``), once per
-span and open file: random reads of a cached blob whose pages are not in memory cost one disk
-read per span, not one per 4 KiB (docs/PERFORMANCE.md, "Warm random reads")."""
+"""A read whose pages are not in memory asks the kernel for the aligned span around it at once
+(``POSIX_FADV_WILLNEED``): random reads of a cached blob whose pages the page cache dropped cost
+one disk read per span, not one per 4 KiB (docs/PERFORMANCE.md, "Warm random reads").  Whether
+they are in memory is asked of the kernel at each read (``RWF_NOWAIT``), so a span is asked for
+again whenever it was dropped again."""
 
 _DATA = ".data"
 _BLOCKS = ".blocks"
@@ -83,7 +85,6 @@ class _Entry:
     nbytes: int = 0
     fd: int = -1  # open for reads; owned by DataCache._open, or retired and closed by its last reader
     readers: int = 0  # reads using ``fd`` now
-    advised: set[int] = field(default_factory=set)  # ADVISE_SPAN indexes asked into the page cache
 
 
 class DataCache:
@@ -123,7 +124,7 @@ class DataCache:
 
     # -- reads and writes ----------------------------------------------------------------------------
 
-    def read(self, path: str, size: int, etag: str, offset: int, length: int) -> bytes | None:
+    def read(self, path: str, size: int, etag: str, offset: int, length: int) -> bytes | bytearray | None:
         """``length`` bytes at ``offset`` of version ``etag`` when every block they touch is cached."""
         if length <= 0:
             return b""
@@ -141,17 +142,11 @@ class DataCache:
             self._index.move_to_end(key)
             entry.readers += 1
             fd = entry.fd
-            span = offset // ADVISE_SPAN
-            advise = span not in entry.advised
-            if advise:
-                entry.advised.add(span)
             retired = self._own(key, entry) if fd >= 0 else []
         try:
             if fd < 0:
                 fd = self._open_for_reads(key, entry)
-            if advise and fd >= 0:
-                _willneed(fd, span * ADVISE_SPAN, ADVISE_SPAN)
-            data = _pread(fd, length, offset) if fd >= 0 else b""
+            data = _pread_advised(fd, length, offset) if fd >= 0 else b""
         finally:
             self._close_all(self._release(key, entry, fd) + retired)
         if len(data) != length:
@@ -459,6 +454,24 @@ def _pread(fd: int, length: int, offset: int) -> bytes:
         return os.pread(fd, length, offset)
     except OSError:
         return b""
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def _pread_advised(fd: int, length: int, offset: int) -> bytes | bytearray:
+    """``_pread``; when its pages are not all in memory, the whole ``ADVISE_SPAN`` is asked for first."""
+    if _NOWAIT:
+        buf = bytearray(length)
+        try:
+            if os.preadv(fd, (buf,), offset, _NOWAIT) == length:
+                return buf  # from memory: one system call, as a plain pread
+        except BlockingIOError:
+            pass  # not in memory
+        except OSError:
+            return _pread(fd, length, offset)  # no RWF_NOWAIT here (a kernel before 4.14): no hint
+        _willneed(fd, offset - offset % ADVISE_SPAN, ADVISE_SPAN)
+    return _pread(fd, length, offset)
 
 
 def _willneed(fd: int, offset: int, length: int) -> None:

@@ -83,21 +83,21 @@ def test_an_evicted_file_is_closed_only_after_its_last_reader(tmp_path: Path, mo
         first = _cached(cache, 1)
         assert cache.read(_blob(1), len(first), "etag1", 0, 10) == first[:10]  # its descriptor is open
         inside, go_on = threading.Event(), threading.Event()
-        real_pread = datacache._pread
+        real_pread = datacache._pread_advised
         used: list[int] = []
 
-        def held_pread(fd: int, length: int, offset: int) -> bytes:
+        def held_pread(fd: int, length: int, offset: int) -> bytes | bytearray:
             used.append(fd)
             inside.set()
             assert go_on.wait(10)
             return real_pread(fd, length, offset)
 
-        monkeypatch.setattr(datacache, "_pread", held_pread)
+        monkeypatch.setattr(datacache, "_pread_advised", held_pread)
         result: list[bytes | None] = []
         reader = threading.Thread(target=lambda: result.append(cache.read(_blob(1), len(first), "etag1", BLOCK, 4 * KiB)))
         reader.start()
         assert inside.wait(10)
-        monkeypatch.setattr(datacache, "_pread", real_pread)
+        monkeypatch.setattr(datacache, "_pread_advised", real_pread)
         second = _cached(cache, 2)  # evicts blob 1 (its files are unlinked)
         assert not [f for f in os.listdir(tmp_path / "data") if f.startswith(DataCache._key(_blob(1), len(first), "etag1"))]
         assert cache.read(_blob(2), len(second), "etag2", 0, 100) == second[:100]  # opens blob 2's file
@@ -111,24 +111,50 @@ def test_an_evicted_file_is_closed_only_after_its_last_reader(tmp_path: Path, mo
         cache.close()
 
 
-def test_reads_ask_the_kernel_for_each_span_of_a_cached_file_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """After the page cache was dropped, random 4 KiB reads of a cached blob would each wait for
-    the disk; the first read in each ``ADVISE_SPAN`` asks for the whole span (WILLNEED) instead."""
+def _drop_pages(directory: Path) -> None:
+    """Drop the page cache of every file in ``directory`` (clean pages: gone when this returns)."""
+    for name in os.listdir(directory):
+        fd = os.open(directory / name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _record_willneed(monkeypatch) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    asked: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_WILLNEED:
+            asked.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    return asked
+
+
+def test_a_read_that_would_wait_for_the_disk_asks_for_its_whole_span(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After the page cache lost a cached blob's pages, random 4 KiB reads would each wait for the
+    disk; a read that finds its pages missing asks for its whole ``ADVISE_SPAN`` (WILLNEED) first,
+    every time the pages are gone, and a read of pages in memory asks for nothing."""
     monkeypatch.setattr(datacache, "ADVISE_SPAN", 2 * BLOCK)
     cache = DataCache(str(tmp_path / "data"), 64 * BLOCK, BLOCK, (PREFIX,))
     try:
         data = _cached(cache, 3, 8 * BLOCK)
-        asked: list[tuple[int, int]] = []
-        real = os.posix_fadvise
-
-        def recording(fd: int, offset: int, length: int, advice: int) -> None:
-            if advice == os.POSIX_FADV_WILLNEED:
-                asked.append((offset, length))
-            real(fd, offset, length, advice)
-
-        monkeypatch.setattr(os, "posix_fadvise", recording)
-        for offset in (5 * BLOCK + 7, 0, 4 * BLOCK, 5 * BLOCK, 1, 7 * BLOCK + 100, 0):
+        asked = _record_willneed(monkeypatch)
+        _drop_pages(tmp_path / "data")
+        assert cache.read(_blob(3), len(data), "etag3", 5 * BLOCK + 7, 4 * KiB) == data[5 * BLOCK + 7 : 5 * BLOCK + 7 + 4 * KiB]
+        assert asked == [(4 * BLOCK, 2 * BLOCK)]
+        for offset in range(0, len(data), 4 * KiB):  # every page into memory: no read asks for anything
+            assert cache.read(_blob(3), len(data), "etag3", offset, 4 * KiB) is not None
+        asked.clear()
+        for offset in (5 * BLOCK + 7, 0, 7 * BLOCK + 100):
             assert cache.read(_blob(3), len(data), "etag3", offset, 4 * KiB) == data[offset : offset + 4 * KiB]
-        assert asked == [(4 * BLOCK, 2 * BLOCK), (0, 2 * BLOCK), (6 * BLOCK, 2 * BLOCK)]
+        assert asked == []
+        _drop_pages(tmp_path / "data")  # memory pressure took them again: the same span is asked again
+        assert cache.read(_blob(3), len(data), "etag3", 5 * BLOCK, 4 * KiB) == data[5 * BLOCK : 5 * BLOCK + 4 * KiB]
+        assert asked == [(4 * BLOCK, 2 * BLOCK)]
     finally:
         cache.close()

@@ -97,3 +97,32 @@ def test_a_data_cached_blob_rewritten_with_other_bytes_is_never_mixed(
     # The failed read taught B the new version: its cached blocks of the old one are never used.
     assert hashlib.sha256((b.path / BLOB).read_bytes()).digest() == hashlib.sha256(new).digest()
     assert os.listdir(b.path.parent / "b-cache" / "data")  # the blob really went through the data cache
+
+
+def test_random_reads_of_a_blob_being_filled_and_replaced_are_one_version(
+    mount_factory: Any, s3_driver_params: dict[str, Any], s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """Random reads start a background fill of the blob (s3regfs/fs/blobfill.py); the blob is
+    replaced right after.  Every read of the handle is old bytes or ``ESTALE``, and a whole read
+    afterwards is one version, old (from the data cache, within the metadata TTL) or new."""
+    options, env = mounts.s3_options(s3_driver_params)
+    b = mount_factory("s3", options={**options, **SMALL_READAHEAD}, env=env, name="b")
+    old, new = _content(5), _content(6)
+    client = s3_server.client()
+    client.put_object(Bucket=s3_bucket, Key=BLOB, Body=old)
+    rng = random.Random(3)
+    offsets = [rng.randrange(SIZE // 4096) * 4096 for _ in range(200)]
+    errors = []
+    with open(b.path / BLOB, "rb", buffering=0) as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        for i, offset in enumerate(offsets):
+            if i == 8:  # the fill has just started
+                client.put_object(Bucket=s3_bucket, Key=BLOB, Body=new)
+            try:
+                assert os.pread(f.fileno(), 4096, offset) == old[offset : offset + 4096], f"read {i} mixed versions"
+            except OSError as exc:
+                errors.append(exc.errno)
+    assert set(errors) <= {errno.ESTALE}
+    assert hashlib.sha256((b.path / BLOB).read_bytes()).digest() in {
+        hashlib.sha256(old).digest(), hashlib.sha256(new).digest()
+    }
