@@ -126,6 +126,13 @@ class _CoreCollector(Collector):
             yield _counter("s3regfs_data_cache_hits", "Reads answered from the data cache", data["hits"])
             yield _counter("s3regfs_data_cache_misses", "Reads of cacheable content not in the data cache",
                            data["misses"])
+            yield _counter("s3regfs_blob_fills_started", "Blobs read at random that began to be fetched whole",
+                           data["fills_started"])
+            yield _counter("s3regfs_blob_fills_completed", "Blobs read at random fetched whole into the data cache",
+                           data["fills_completed"])
+            yield _counter("s3regfs_blob_fills_stopped",
+                           "Fetches of a whole blob ended early (a failed GET, the readahead budget, unmount)",
+                           data["fills_stopped"])
             yield _gauge("s3regfs_data_cache_bytes", "Bytes held by the data cache", data["bytes"])
             yield _gauge("s3regfs_data_cache_max_bytes", "Size bound of the data cache (data_cache_size)",
                          data["max_bytes"])

@@ -474,6 +474,7 @@ class RegistryFilesystem:
                                "hits": self._cache.hits, "misses": self._cache.misses},
             "data_cache": None if data is None else {
                 "bytes": data.total_bytes, "max_bytes": data.max_bytes, "hits": data.hits, "misses": data.misses,
+                **self._reading.fill_counts(),
             },
             "readahead": {"bytes_in_use": self._budget.used, "budget": self._budget.total},
             "write_buffers": {

@@ -90,6 +90,13 @@ class ReadPath:
             return data
         raise FsError(errno.ESTALE, f"{node.key}: keeps changing under the reader", logging.ERROR)
 
+    def fill_counts(self) -> dict[str, int]:
+        """Background fills of blobs read at random: started, completed, stopped early."""
+        fills = self.fills
+        if fills is None:
+            return {"fills_started": 0, "fills_completed": 0, "fills_stopped": 0}
+        return {"fills_started": fills.started, "fills_completed": fills.completed, "fills_stopped": fills.stopped}
+
     def _fill(self, stream: ReadStream, key: str, size: int, etag: str) -> None:
         """A handle reads this blob at random: fetch the rest of it into the data cache (fs/blobfill.py)."""
         stream.fill_asked = True

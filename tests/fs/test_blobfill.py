@@ -54,6 +54,8 @@ def test_a_blob_read_at_random_is_fetched_whole_into_the_data_cache(make_fs) -> 
     assert fills.started == 1
     assert fills.wait_idle(timeout=30)
     assert (fills.completed, fills.stopped) == (1, 0)
+    counts = m.fs.snapshot()["data_cache"]  # what the metrics export
+    assert (counts["fills_started"], counts["fills_completed"], counts["fills_stopped"]) == (1, 1, 0)
     fill_gets = [(offset, length) for _, offset, length in m.driver.ranges[FILL_AFTER:]]
     assert max(length for _, length in fill_gets) == PART  # whole parts
     assert sum(length for _, length in fill_gets) == len(data)  # every byte once (the 4 KiB reads stored none)
