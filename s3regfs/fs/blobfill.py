@@ -15,11 +15,13 @@ Bounds, all of them checked before a byte is asked for:
   replaced object stops the fill, and the cache, keyed by that version, never holds another's bytes;
 * only a blob of at most ``random_fill_max`` bytes and at most half the data cache (a fill never
   pushes out more than half of what is cached); 0 turns fills off;
-* at most ``FILL_PARTS`` parts of one fill in flight, each holding its bytes in the readahead
+* at most ``FILL_PARTS`` parts in flight, and at most half of ``read_parallelism`` (the pool is
+  shared with readahead windows and listings, which must not wait behind a fill), each holding its bytes in the readahead
   :class:`~s3regfs.fs.readahead.ByteBudget` while it is fetched, so the read memory bound of
   docs/SEMANTICS.md ("Memory") is unchanged; a fill that the budget refuses with nothing in flight
   ends there, and what it did not fetch is read on demand as before;
-* at most ``MAX_FILLS`` fills at once, one per version; a start beyond that is ignored.
+* one fill at a time in a mount (``MAX_FILLS``); a handle whose fill could not start because
+  another runs asks again after its next ``FILL_AFTER`` random reads.
 
 No worker waits for another: each finished part submits the next one, so a fill never holds a pool
 thread while it waits.  A failed GET ends the fill (logged at INFO; the handle's reads report their
@@ -43,7 +45,7 @@ FILL_AFTER = 8
 """Random reads of one handle (reads outside any readahead window) that start a fill of its blob."""
 FILL_PARTS = 4
 """Parts of one fill fetched at once."""
-MAX_FILLS = 2
+MAX_FILLS = 1
 """Fills running at once in one mount."""
 
 Fetch = Callable[[int, int], object]
@@ -64,9 +66,16 @@ class BlobFills:
     """The background fills of one mount."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, budget: ByteBudget, cache: DataCache, part: int, limit: int
+        self,
+        pool: ThreadPoolExecutor,
+        parallelism: int,
+        budget: ByteBudget,
+        cache: DataCache,
+        part: int,
+        limit: int,
     ) -> None:
         self._pool = pool
+        self._parts = max(1, min(FILL_PARTS, parallelism // 2))
         self._budget = budget
         self._cache = cache
         self._part = max(cache.block, part // cache.block * cache.block)
@@ -80,11 +89,15 @@ class BlobFills:
         self.stopped = 0  # fills ended early (a failed GET, the budget, the unmount)
 
     def start(self, key: str, size: int, etag: str, fetch: Fetch) -> bool:
-        """Fill version ``etag`` of ``key`` (``size`` bytes) in the background; False when it is not started."""
+        """Fill version ``etag`` of ``key`` (``size`` bytes) in the background.  True when that is done
+        with: started, running already, or never to be (too large, unmounting); False when another
+        fill runs and this one may start later."""
         if not 0 < size <= self.limit:
-            return False
+            return True
         with self._lock:
-            if self._closed or (key, etag) in self._running or len(self._running) >= MAX_FILLS:
+            if self._closed or (key, etag) in self._running:
+                return True
+            if len(self._running) >= MAX_FILLS:
                 return False
             fill = self._running[(key, etag)] = _Fill(key, size, etag, fetch)
             self.started += 1
@@ -124,7 +137,7 @@ class BlobFills:
 
     def _next_part(self, fill: _Fill) -> tuple[int, int]:
         """(Lock held.) The next part to ask for, its bytes taken from the budget; length 0 when none."""
-        if fill.stopped or fill.in_flight >= FILL_PARTS:
+        if fill.stopped or fill.in_flight >= self._parts:
             return 0, 0
         while fill.next < fill.size:
             offset, length = fill.next, min(self._part, fill.size - fill.next)

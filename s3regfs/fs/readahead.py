@@ -124,7 +124,7 @@ class ReadStream:
         self._expected = 0
         self._window = 0
         self.direct_reads = 0
-        self.fill_asked = False  # the read path asked for this blob to be fetched whole (fs/blobfill.py)
+        self.fill_at = 0  # direct reads after which the read path asks for a fill again (fs/blobfill.py)
 
     @property
     def window(self) -> int:

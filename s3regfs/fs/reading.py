@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,7 +50,9 @@ class ReadPath:
         self.budget = budget
         self.datacache = datacache
         self.fills = (
-            BlobFills(pool, budget, datacache, options.read_part_size, options.random_fill_max)
+            BlobFills(
+                pool, options.read_parallelism, budget, datacache, options.read_part_size, options.random_fill_max
+            )
             if datacache is not None and options.random_fill_max > 0
             else None
         )
@@ -85,7 +88,7 @@ class ReadPath:
                 raise  # bytes of the pinned version were returned: ESTALE, never another version's
             if data and not served and not node.mark_served(key, total, etag):
                 continue  # re-pinned meanwhile by another reader: these may be the old version's
-            if stream.direct_reads >= FILL_AFTER and not stream.fill_asked and cached and etag is not None:
+            if stream.direct_reads >= max(FILL_AFTER, stream.fill_at) and cached and etag is not None:
                 self._fill(stream, key, total, etag)
             return data
         raise FsError(errno.ESTALE, f"{node.key}: keeps changing under the reader", logging.ERROR)
@@ -99,9 +102,13 @@ class ReadPath:
 
     def _fill(self, stream: ReadStream, key: str, size: int, etag: str) -> None:
         """A handle reads this blob at random: fetch the rest of it into the data cache (fs/blobfill.py)."""
-        stream.fill_asked = True
-        if self.fills is not None and stream.window == 0:  # not while it reads sequentially
-            self.fills.start(key, size, etag, self._fetcher(key, size, etag))
+        fills = self.fills
+        if fills is None:
+            stream.fill_at = sys.maxsize
+        elif stream.window == 0 and fills.start(key, size, etag, self._fetcher(key, size, etag)):
+            stream.fill_at = sys.maxsize  # started, or never to be
+        else:  # reading sequentially now, or another fill runs: ask again after more random reads
+            stream.fill_at = stream.direct_reads + FILL_AFTER
 
     def _repin(self, node: Node, key: str, etag: str | None) -> bool:
         """``key`` does not hold the version ``node`` reads: True when it may read the current one."""

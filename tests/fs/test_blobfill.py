@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 
 from s3regfs.driver.errors import DriverError
 from s3regfs.fs.blobfill import FILL_AFTER, FILL_PARTS
@@ -120,3 +121,43 @@ def test_a_failed_get_ends_the_fill_and_the_reads_go_on(make_fs) -> None:  # typ
     assert fetched <= FILL_PARTS * PART  # the parts already in flight, nothing after the failure
     _random_reads(m, fh, data, 50, seed=11)  # right bytes, from the cache or the bucket
     m.fs.release(fh)
+
+
+def test_one_fill_at_a_time_on_half_the_pool_and_a_refused_handle_asks_again(make_fs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A fill uses at most half of ``read_parallelism`` (the pool also serves readahead and listings).
+    While one runs, a second blob's fill does not start; its handle asks again after ``FILL_AFTER``
+    more random reads."""
+    m = make_fs(**_options(read_parallelism=4))
+    first, second = _payload(2 * MiB, seed=4), _payload(2 * MiB, seed=5)
+    other = BLOB.replace("ab" * 32, "ef" * 32)
+    m.put(BLOB, first)
+    m.put(other, second)
+    gate = threading.Event()
+    reading = m.fs._reading
+    real = reading._fetcher
+
+    def held(key, size, etag):  # type: ignore[no-untyped-def]
+        fetch = real(key, size, etag)
+
+        def maybe_held(offset: int, length: int):  # type: ignore[no-untyped-def]
+            if key == BLOB and threading.current_thread().name.startswith("s3regfs-io"):
+                assert gate.wait(30)  # the first blob's fill parts wait; the handles' own reads do not
+            return fetch(offset, length)
+
+        return maybe_held
+
+    monkeypatch.setattr(reading, "_fetcher", held)
+    fa, fb = m.fs.open(BLOB, os.O_RDONLY), m.fs.open(other, os.O_RDONLY)
+    _random_reads(m, fa, first, FILL_AFTER)
+    assert reading.fills.started == 1 and reading.budget.used == 2 * PART  # two parts: half of four threads
+    _random_reads(m, fb, second, FILL_AFTER)
+    assert reading.fills.started == 1  # one at a time
+    gate.set()
+    assert reading.fills.wait_idle(timeout=30)
+    _random_reads(m, fb, second, FILL_AFTER - 1, seed=12)
+    assert reading.fills.started == 1
+    _random_reads(m, fb, second, 1, seed=13)
+    assert reading.fills.started == 2  # asked again after FILL_AFTER more
+    assert reading.fills.wait_idle(timeout=30) and reading.fills.completed == 2
+    m.fs.release(fa)
+    m.fs.release(fb)
