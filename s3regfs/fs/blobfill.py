@@ -102,7 +102,7 @@ class BlobFills:
             fill = self._running[(key, etag)] = _Fill(key, size, etag, fetch)
             self.started += 1
         log.debug("filling %s (%d bytes) after random reads", key, size)
-        self._pump(fill)
+        self._pump_safely(fill)
         return True
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -114,6 +114,17 @@ class BlobFills:
         """No part is asked for after this; the parts in flight finish or are cancelled with the pool."""
         with self._lock:
             self._closed = True
+
+    def _pump_safely(self, fill: _Fill) -> None:
+        """``_pump``; an unexpected error ends the fill (never the reader's read, never a fill left running)."""
+        try:
+            self._pump(fill)
+        except Exception:  # noqa: BLE001 - a bug here must not fail a read or block later fills
+            log.exception("fill of %s stopped", fill.key)
+            with self._lock:
+                fill.stopped = True
+                if fill.in_flight == 0:
+                    self._end(fill)
 
     def _pump(self, fill: _Fill) -> None:
         """Ask for the fill's next parts while it has room; end it when nothing is left or in flight."""
@@ -164,7 +175,7 @@ class BlobFills:
             self._budget.release(length)
             with self._lock:
                 fill.in_flight -= 1
-            self._pump(fill)
+            self._pump_safely(fill)
 
     def _end(self, fill: _Fill) -> None:
         """(Lock held.) ``fill`` has nothing left in flight: forget it."""

@@ -161,3 +161,28 @@ def test_one_fill_at_a_time_on_half_the_pool_and_a_refused_handle_asks_again(mak
     assert reading.fills.wait_idle(timeout=30) and reading.fills.completed == 2
     m.fs.release(fa)
     m.fs.release(fb)
+
+
+def test_an_unexpected_error_in_a_fill_fails_no_read_and_blocks_no_later_fill(make_fs, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_options())
+    data = _payload(2 * MiB, seed=6)
+    other = BLOB.replace("ab" * 32, "12" * 32)
+    m.put(BLOB, data)
+    m.put(other, data)
+    cache = m.fs._datacache
+
+    def broken(*args: object) -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cache, "holds", broken)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    _random_reads(m, fh, data, FILL_AFTER)  # the read that starts the fill still gets its bytes
+    fills = m.fs._reading.fills
+    assert (fills.started, fills.stopped) == (1, 1) and fills.wait_idle(timeout=1)
+    assert "fill of " + BLOB + " stopped" in caplog.text
+    monkeypatch.undo()
+    fh2 = m.fs.open(other, os.O_RDONLY)
+    _random_reads(m, fh2, data, FILL_AFTER)
+    assert fills.wait_idle(timeout=30) and fills.completed == 1
+    m.fs.release(fh)
+    m.fs.release(fh2)
