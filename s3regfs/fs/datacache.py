@@ -460,8 +460,11 @@ _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 
 def _pread_advised(fd: int, length: int, offset: int) -> bytes | bytearray:
-    """``_pread``; when its pages are not all in memory, the whole ``ADVISE_SPAN`` is asked for first."""
-    if _NOWAIT:
+    """``_pread``; when its pages are not all in memory, the whole ``ADVISE_SPAN`` is asked for first.
+
+    Only reads up to a span ask: a larger read (a readahead part) is sequential, which the kernel's
+    own readahead serves, and a probe of it would cost a second buffer of its size."""
+    if _NOWAIT and length <= ADVISE_SPAN:
         buf = bytearray(length)
         try:
             if os.preadv(fd, (buf,), offset, _NOWAIT) == length:

@@ -156,5 +156,12 @@ def test_a_read_that_would_wait_for_the_disk_asks_for_its_whole_span(tmp_path: P
         _drop_pages(tmp_path / "data")  # memory pressure took them again: the same span is asked again
         assert cache.read(_blob(3), len(data), "etag3", 5 * BLOCK, 4 * KiB) == data[5 * BLOCK : 5 * BLOCK + 4 * KiB]
         assert asked == [(4 * BLOCK, 2 * BLOCK)]
+        probes: list[int] = []
+        real_preadv = os.preadv
+        monkeypatch.setattr(os, "preadv", lambda fd, bufs, *rest: probes.append(len(bufs[0])) or real_preadv(fd, bufs, *rest))
+        assert cache.read(_blob(3), len(data), "etag3", 0, 3 * BLOCK) == data[: 3 * BLOCK]
+        assert probes == []  # a read larger than a span (a readahead part) is not probed: no second buffer
+        assert cache.read(_blob(3), len(data), "etag3", 0, 4 * KiB) == data[: 4 * KiB]
+        assert probes == [4 * KiB]
     finally:
         cache.close()
