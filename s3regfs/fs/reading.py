@@ -6,6 +6,8 @@ its version (``etag``) and through the :class:`~s3regfs.fs.datacache.DataCache` 
 keys.  A version that is gone is re-pinned to the current one while no byte of it was returned
 (or after this mount moved the object), else ``ESTALE``: a read never mixes two versions.
 The fetcher checks that every ranged read is complete (a short read is ``EIO``, never zeros).
+A handle that keeps reading a data-cached blob at random has the rest of that version fetched into
+the data cache in the background (:mod:`s3regfs.fs.blobfill`, with the same pinned fetcher).
 
 No lock of the namespace is taken here; a node's lock only to read its pinned version.
 """
