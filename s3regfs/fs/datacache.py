@@ -101,6 +101,7 @@ class DataCache:
         self._total = 0
         self._written = threading.Condition(self._lock)  # a queued write finished (or failed)
         self._queued = 0  # bytes waiting for the writer
+        self._closed = False  # no store is queued after close (its writer stops)
         self.hits = 0
         self.misses = 0
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -222,6 +223,8 @@ class DataCache:
             return
         key = self._key(path, size, etag)
         with self._lock:
+            if self._closed:
+                return  # a part that arrives after unmount began: nothing will write it
             entry = self._index.get(key)
             if entry is None:
                 entry = self._index[key] = _Entry(f"{key}-{secrets.token_hex(4)}")
@@ -235,6 +238,8 @@ class DataCache:
             start, end = wanted[0] * self.block, min((wanted[-1] + 1) * self.block, size)
             while self._queued > 0 and self._queued + (end - start) > WRITE_QUEUE:
                 self._written.wait()  # back-pressure: the writer is behind
+                if self._closed:
+                    return
             entry.pending.update(wanted)
             self._queued += end - start
         # contiguous blocks: one write from a view of the fetched part, no copy here
@@ -306,7 +311,12 @@ class DataCache:
     # -- persistence -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Finish the queued writes, sync every cached file and record its blocks for the next mount."""
+        """Finish the queued writes, sync every cached file and record its blocks for the next mount.
+
+        A store after this (a part still in flight at unmount) returns at once and keeps nothing."""
+        with self._lock:
+            self._closed = True
+            self._written.notify_all()
         self.drain()
         self._writer.stop()
         with self._lock:
