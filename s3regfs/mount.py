@@ -35,7 +35,12 @@ detached child and waits for that child's ``READY=1``):
    that every upload completed;
 6. the exit code says whether data was lost: :data:`exitcodes.OK` or
    :data:`exitcodes.DATA_LOSS` (:data:`exitcodes.MOUNT`/``STORAGE`` come as
-   :class:`~s3regfs.errors.UserError` before anything is mounted).
+   :class:`~s3regfs.errors.UserError` before anything is mounted);
+7. once the mount has served, the process ends with that code at once (``os._exit``, after the
+   logs are flushed): everything the mount keeps is written by then (uploads, the metadata index,
+   the data cache's block lists), and a ranged GET still in flight on the read pool (a readahead
+   window or a background fill whose handles are gone) is not waited for, as the interpreter's
+   exit would wait for every pool thread until the driver's timeout.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from s3regfs import exitcodes, logs, malloctune, mountpoint, status
 from s3regfs.driver.base import StorageDriver
@@ -196,7 +202,7 @@ class _Mount:
             finally:
                 kernel.stop()
                 self._done.set()
-        return self._finish()
+        _end_process(self._finish())
 
     def _serve_metrics(self) -> None:
         """Bind ``/metrics`` before anything is mounted (a taken address is a UserError)."""
@@ -360,9 +366,7 @@ class _Mount:
         log.error("open files kept the FUSE loop of %s alive %gs after unmounting; exiting", self.path,
                   UNMOUNT_GRACE)
         self.flush("exit")
-        code = self._finish()
-        logging.shutdown()
-        os._exit(code)
+        _end_process(self._finish())
 
     def flush(self, why: str) -> bool:
         """``core.shutdown()`` once at a time; remembers whether data was lost."""
@@ -412,6 +416,17 @@ class _Mount:
             self._notify_fn(message)
         except Exception as exc:  # noqa: BLE001 - a supervisor that went away must not stop the mount
             log.debug("notify %r failed: %s", message, exc)
+
+
+def _end_process(code: int) -> NoReturn:
+    """End the daemon with ``code`` now, without waiting for pool threads (module docstring, 7)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
 
 
 def _request_events(driver: StorageDriver) -> RequestEvents | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ from s3regfs import exitcodes
 from s3regfs.demo.localserver import LocalS3Server
 from tests.support import mounts
 from tests.support.mounts import Mount
-from tests.support.s3proxy import WRITE_OPS, Rule
+from tests.support.s3proxy import WRITE_OPS, Hold, Rule
 
 MiB = 1024 * 1024
 
@@ -269,3 +270,28 @@ def test_exit_status_says_data_was_lost(
         assert mount.wait_exit(120) == exitcodes.DATA_LOSS
     assert "could not be uploaded" in mount.log() and "pending" in mount.log()
     assert "Contents" not in s3_server.client().list_objects_v2(Bucket=s3_bucket)
+
+
+def test_unmount_while_a_background_fill_is_held_exits_at_once_and_cleanly(
+    mount_factory: Callable[..., Mount], s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """Random reads start a background fill of a blob (s3regfs/fs/blobfill.py); the proxy holds its
+    GETs.  Unmounting does not wait for them: the daemon exits at once with status 0."""
+    blob = "docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+    data = random.Random(9).randbytes(8 * MiB)
+    s3_server.client().put_object(Bucket=s3_bucket, Key=blob, Body=data)
+    with mounts.proxied_s3_mount(mount_factory, s3_server, s3_bucket, read_part_size=MiB) as (mount, proxy):
+        hold = Hold(seconds=120)
+        proxy.add_rule(Rule(hold, op={"GetObject", "GetObjectRange"}, path="/data$", skip=8))
+        with open(mount.path / blob, "rb", buffering=0) as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+            for offset in random.Random(4).sample(range(0, len(data), 4096), 8):  # the 8th starts the fill
+                assert os.pread(f.fileno(), 4096, offset) == data[offset : offset + 4096]
+        assert hold.arrived.wait(30), "the fill asked for no part"
+        try:
+            started = time.monotonic()
+            assert mount.unmount(timeout=30) == exitcodes.OK
+            assert time.monotonic() - started < 20, "the unmount waited for the held GETs"
+        finally:
+            hold.release()
+    assert "unmounted" in mount.log() and "Traceback" not in mount.log()
