@@ -2,8 +2,8 @@
 
 Owns the fills of one mount (docs/SEMANTICS.md "read", docs/PERFORMANCE.md "Cold random reads").
 A handle that keeps jumping around a data-cached blob (``FILL_AFTER`` reads that were neither
-sequential nor inside a readahead window: a scanner, a tool seeking through an archive's index, a
-registry serving byte ranges) starts a fill of the version it reads.  The fill fetches the parts of
+sequential nor inside a readahead window, and most of its reads: a scanner, a tool seeking through
+an archive's index, a registry serving byte ranges) starts a fill of the version it reads.  The fill fetches the parts of
 that version not yet in the data cache, ``read_part_size`` each (rounded down to whole cache blocks),
 on the mount's read pool, and stores them there; every later read at any offset is then answered from
 local disk instead of one round trip per 4 KiB.  The handle's own reads go on as before meanwhile (a

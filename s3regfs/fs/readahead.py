@@ -123,6 +123,7 @@ class ReadStream:
         self._fetched_to = 0
         self._expected = 0
         self._window = 0
+        self.reads = 0
         self.direct_reads = 0
         self.fill_at = 0  # direct reads after which the read path asks for a fill again (fs/blobfill.py)
 
@@ -148,6 +149,7 @@ class ReadStream:
         """The bytes at ``offset``: a view of the fetched part when one part holds them (no copy)."""
         if offset >= self.size or length <= 0:
             return b""
+        self.reads += 1
         end = min(self.size, offset + length)
         with self._lock:
             in_window = bool(self._chunks) and self._chunks[0].start <= offset <= self._fetched_to

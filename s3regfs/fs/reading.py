@@ -107,9 +107,13 @@ class ReadPath:
         fills = self.fills
         if fills is None:
             stream.fill_at = sys.maxsize
-        elif stream.window == 0 and fills.start(key, size, etag, self._fetcher(key, size, etag)):
+            return
+        # Random: most of its reads were outside any window (a sequential reader whose kernel
+        # readahead ran past its window jumps too, but most of its reads are served by the window).
+        random = 2 * stream.direct_reads > stream.reads
+        if random and fills.start(key, size, etag, self._fetcher(key, size, etag)):
             stream.fill_at = sys.maxsize  # started, or never to be
-        else:  # reading sequentially now, or another fill runs: ask again after more random reads
+        else:  # reading sequentially, or another fill runs: ask again after more random reads
             stream.fill_at = stream.direct_reads + FILL_AFTER
 
     def _repin(self, node: Node, key: str, etag: str | None) -> bool:

@@ -186,3 +186,24 @@ def test_an_unexpected_error_in_a_fill_fails_no_read_and_blocks_no_later_fill(ma
     assert fills.wait_idle(timeout=30) and fills.completed == 1
     m.fs.release(fh)
     m.fs.release(fh2)
+
+
+def test_a_reader_mostly_served_by_its_window_starts_no_fill(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """Jumps among mostly sequential reads (a kernel readahead that outruns the window) are not
+    random reading: no fill until most of the handle's reads are random."""
+    m = make_fs(**_options())
+    data = _payload(16 * MiB, seed=7)
+    m.put(BLOB, data)
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    fills = m.fs._reading.fills
+    position = 0
+    for _ in range(FILL_AFTER + 2):  # a jump past the window, then sequential reads from there
+        position += 3 * MiB // 2
+        for _ in range(3):
+            assert m.fs.read(fh, position, 16 * KiB) == data[position : position + 16 * KiB]
+            position += 16 * KiB
+    assert m.fs._handles.get(fh).reader.direct_reads >= FILL_AFTER  # type: ignore[union-attr]
+    assert fills.started == 0
+    _random_reads(m, fh, data, 4 * FILL_AFTER)  # now most of its reads are random
+    assert fills.started == 1
+    m.fs.release(fh)

@@ -169,9 +169,8 @@ def test_a_read_that_would_wait_for_the_disk_asks_for_its_whole_span(tmp_path: P
 
 def test_a_store_after_close_returns_at_once_and_keeps_nothing(tmp_path: Path) -> None:
     """A part still in flight at unmount (a readahead window, a background fill) arrives after
-    ``close``: it must not wait for a writer that has stopped (its pool thread would wait forever;
-    the daemon ends with ``os._exit``, an embedding of the core would keep the thread) and must
-    not be recorded as cached."""
+    ``close``: it must not wait for a writer that has stopped (its pool thread would wait forever,
+    and a process's exit waits for its pool threads) and must not be recorded as cached."""
     cache = DataCache(str(tmp_path / "data"), 1024 * BLOCK, BLOCK, (PREFIX,))
     cache.close()
     part = bytes(datacache.WRITE_QUEUE // 2 + BLOCK)
