@@ -1,13 +1,14 @@
 """BlobFills: an immutable blob read at random is fetched whole into the data cache, in the background.
 
-Owns the fills of one mount (docs/SEMANTICS.md "read", docs/PERFORMANCE.md "Cold random reads").
+Owns the fills of one mount (docs/SEMANTICS.md "read", docs/PERFORMANCE.md "Random reads").
 A handle that keeps jumping around a data-cached blob (``FILL_AFTER`` reads that were neither
-sequential nor inside a readahead window, and most of its reads: a scanner, a tool seeking through
-an archive's index, a registry serving byte ranges) starts a fill of the version it reads.  The fill fetches the parts of
-that version not yet in the data cache, ``read_part_size`` each (rounded down to whole cache blocks),
-on the mount's read pool, and stores them there; every later read at any offset is then answered from
-local disk instead of one round trip per 4 KiB.  The handle's own reads go on as before meanwhile (a
-read of a block the fill has queued for the disk waits for it, ``DataCache.read``).
+sequential nor inside a readahead window, and most of its reads: a scanner, a tool seeking
+through an archive's index, a registry serving byte ranges) starts a fill of the version it reads.
+The fill fetches the parts of that version not yet in the data cache, ``read_part_size`` each
+(rounded down to whole cache blocks), on the mount's read pool, and stores them there; every later
+read at any offset is then answered from local disk instead of one round trip per 4 KiB.  The
+handle's own reads go on as before meanwhile (a read of a block the fill has queued for the disk
+waits for it, ``DataCache.read``).
 
 Bounds, all of them checked before a byte is asked for:
 
@@ -16,8 +17,8 @@ Bounds, all of them checked before a byte is asked for:
 * only a blob of at most ``random_fill_max`` bytes and at most half the data cache (a fill never
   pushes out more than half of what is cached); 0 turns fills off;
 * at most ``FILL_PARTS`` parts in flight, and at most half of ``read_parallelism`` (the pool is
-  shared with readahead windows and listings, which must not wait behind a fill), each holding its bytes in the readahead
-  :class:`~s3regfs.fs.readahead.ByteBudget` while it is fetched, so the read memory bound of
+  shared with readahead windows and listings, which must not wait behind a fill), each holding
+  its bytes in the readahead :class:`~s3regfs.fs.readahead.ByteBudget` while it is fetched, so the read memory bound of
   docs/SEMANTICS.md ("Memory") is unchanged; a fill that the budget refuses with nothing in flight
   ends there, and what it did not fetch is read on demand as before;
 * one fill at a time in a mount (``MAX_FILLS``); a handle whose fill could not start because
@@ -32,12 +33,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from s3regfs.fs.datacache import DataCache
-from s3regfs.fs.readahead import ByteBudget
+from s3regfs.fs.readahead import ByteBudget, Fetch
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,6 @@ FILL_PARTS = 4
 """Parts of one fill fetched at once."""
 MAX_FILLS = 1
 """Fills running at once in one mount."""
-
-Fetch = Callable[[int, int], object]
-
 
 @dataclass
 class _Fill:
@@ -104,6 +101,11 @@ class BlobFills:
         log.debug("filling %s (%d bytes) after random reads", key, size)
         self._pump_safely(fill)
         return True
+
+    def counts(self) -> dict[str, int]:
+        """Fills started, completed and stopped early (the status and the metrics)."""
+        with self._lock:
+            return {"fills_started": self.started, "fills_completed": self.completed, "fills_stopped": self.stopped}
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no fill runs (or ``timeout``); True when none does."""

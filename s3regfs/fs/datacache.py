@@ -36,6 +36,7 @@ is read is read whole (its inode lives until closed) or is a miss (already unlin
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import logging
@@ -467,6 +468,7 @@ def _pread(fd: int, length: int, offset: int) -> bytes:
 
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+"""The flag that asks a read not to wait for the disk; 0 once the kernel refused it (before 4.14)."""
 
 
 def _pread_advised(fd: int, length: int, offset: int) -> bytes | bytearray:
@@ -474,6 +476,7 @@ def _pread_advised(fd: int, length: int, offset: int) -> bytes | bytearray:
 
     Only reads up to a span ask: a larger read (a readahead part) is sequential, which the kernel's
     own readahead serves, and a probe of it would cost a second buffer of its size."""
+    global _NOWAIT
     if _NOWAIT and length <= ADVISE_SPAN:
         buf = bytearray(length)
         try:
@@ -481,8 +484,10 @@ def _pread_advised(fd: int, length: int, offset: int) -> bytes | bytearray:
                 return buf  # from memory: one system call, as a plain pread
         except BlockingIOError:
             pass  # not in memory
-        except OSError:
-            return _pread(fd, length, offset)  # no RWF_NOWAIT here (a kernel before 4.14): no hint
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                _NOWAIT = 0  # not on this kernel: plain reads from now on, no hint
+            return _pread(fd, length, offset)
         _willneed(fd, offset - offset % ADVISE_SPAN, ADVISE_SPAN)
     return _pread(fd, length, offset)
 

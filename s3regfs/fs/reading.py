@@ -90,24 +90,25 @@ class ReadPath:
                 raise  # bytes of the pinned version were returned: ESTALE, never another version's
             if data and not served and not node.mark_served(key, total, etag):
                 continue  # re-pinned meanwhile by another reader: these may be the old version's
-            if stream.direct_reads >= max(FILL_AFTER, stream.fill_at) and cached and etag is not None:
-                self._fill(stream, key, total, etag)
+            fills = self.fills
+            if (
+                fills is not None
+                and cached
+                and etag is not None
+                and stream.direct_reads >= max(FILL_AFTER, stream.fill_at)
+            ):
+                self._fill(fills, stream, key, total, etag)
             return data
         raise FsError(errno.ESTALE, f"{node.key}: keeps changing under the reader", logging.ERROR)
 
     def fill_counts(self) -> dict[str, int]:
         """Background fills of blobs read at random: started, completed, stopped early."""
-        fills = self.fills
-        if fills is None:
+        if self.fills is None:
             return {"fills_started": 0, "fills_completed": 0, "fills_stopped": 0}
-        return {"fills_started": fills.started, "fills_completed": fills.completed, "fills_stopped": fills.stopped}
+        return self.fills.counts()
 
-    def _fill(self, stream: ReadStream, key: str, size: int, etag: str) -> None:
+    def _fill(self, fills: BlobFills, stream: ReadStream, key: str, size: int, etag: str) -> None:
         """A handle reads this blob at random: fetch the rest of it into the data cache (fs/blobfill.py)."""
-        fills = self.fills
-        if fills is None:
-            stream.fill_at = sys.maxsize
-            return
         # Random: most of its reads were outside any window (a sequential reader whose kernel
         # readahead ran past its window jumps too, but most of its reads are served by the window).
         random = 2 * stream.direct_reads > stream.reads
