@@ -45,7 +45,7 @@ from s3regfs.fs.errors import CacheDirError, FsError
 from s3regfs.fs.handles import HandleTable, PathLocks
 from s3regfs.fs.listing import Lister
 from s3regfs.fs.lookup import Resolver
-from s3regfs.fs.metacache import ABSENT, MetaCache, Overrides
+from s3regfs.fs.metacache import ABSENT, Meta, MetaCache, Overrides
 from s3regfs.fs.metaindex import MetaIndex
 from s3regfs.fs.namespace import DIR, Namespace, is_stand_in
 from s3regfs.fs.options import FsOptions
@@ -163,6 +163,9 @@ class RegistryFilesystem:
         dpath = paths.for_lookup(path)
         if is_stand_in(dpath):
             return self._attrs.unlinked_attr(self._ns.orphan(dpath))
+        node = self._ns.node(dpath)
+        if node is not None and (current := self._replaced_in_bucket(node, dpath)) is not None:
+            return self._attrs.attr(dpath, current)  # what the next open reads; its handles read on
         meta, live = self._resolver.resolve(dpath)
         return self._attrs.attr(dpath, meta, live)
 
@@ -231,6 +234,10 @@ class RegistryFilesystem:
     # == opening files ===============================================================================
 
     def create(self, path: str, flags: int, mode: int, pid: int = 0) -> int:
+        return self.create_file(path, flags, mode, pid)[0]
+
+    def create_file(self, path: str, flags: int, mode: int, pid: int = 0) -> tuple[int, bool]:
+        """(handle, ``direct``) as :meth:`open_file`, for an ``open`` with ``O_CREAT``."""
         self._writable()
         dpath = paths.for_create(path)
         with self._paths.hold(dpath):
@@ -256,24 +263,55 @@ class RegistryFilesystem:
             return self._open_node(node, flags & ~os.O_TRUNC, pid)
 
     def open(self, path: str, flags: int, pid: int = 0) -> int:
+        return self.open_file(path, flags, pid)[0]
+
+    def open_file(self, path: str, flags: int, pid: int = 0) -> tuple[int, bool]:
+        """(handle, ``direct``: True when the kernel must not cache its pages, because handles of a
+        replaced version of this name still read there: one inode, two versions; docs/SEMANTICS.md)."""
         if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
             self._writable()
         dpath = paths.for_lookup(path)
         with self._paths.hold(dpath):
             node = self._ns.node(dpath)
+            if node is not None and self._replaced_in_bucket(node, dpath) is not None and self._displace(node, dpath):
+                node = None
             if node is None:
                 meta = self._resolver.resolve_file(dpath)
                 node = self._ns.attach(Node(self._ctx, dpath, meta))
             return self._open_node(node, flags, pid)
 
-    def _open_node(self, node: Node, flags: int, pid: int) -> int:
+    def _replaced_in_bucket(self, node: Node, dpath: str) -> Meta | None:
+        """The current version at ``dpath``, when the handles of ``node`` read another one from the bucket
+        (they returned bytes of a version the bucket no longer has at its name; docs/SEMANTICS.md, "read")."""
+        served = node.served_version()
+        if served is None:
+            return None
+        current = self._resolver.in_bucket(dpath)
+        if current is None or current.is_dir or current.etag is None or current.etag == served:
+            return None
+        return current
+
+    def _displace(self, node: Node, dpath: str) -> bool:
+        """An open of a file whose handles read a replaced version: the new handle gets a node of its own
+        for the current version; the old handles keep theirs, pinned to the old one (old bytes or
+        ``ESTALE``, never a mix), as the handles of a local file replaced by a rename."""
+        with node.lock:
+            if node.path != dpath or node.served_version() is None:
+                return False  # written, moved or re-pinned meanwhile: it is this name's file
+            node.detach()
+        self._ns.displace(dpath, node)
+        log.info("%s: replaced in the bucket while open here; a new open reads the current version", dpath)
+        return True
+
+    def _open_node(self, node: Node, flags: int, pid: int) -> tuple[int, bool]:
         with node.lock:
             if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
                 node.truncate_to_empty()
                 if node.path is not None:
                     self._overrides.drop_mtime(node.path)
             node.add_ref()
-        return self._handles.add(node, flags, pid).fh
+            direct = node.path is not None and self._ns.displaced_at(node.path)
+        return self._handles.add(node, flags, pid).fh, direct
 
     # == data ========================================================================================
 
@@ -365,6 +403,7 @@ class RegistryFilesystem:
                 self._cache.removed(node.path)
         finally:
             self._ns.forget(node.path, node)
+            self._ns.drop_displaced(node)
             if node.deferred_delete and node.key is not None:
                 self._unlinker.deferred_delete(node.key, node.remote)
                 self._ns.drop_hidden(node.key, node)  # only now: an rmdir of its directory waits

@@ -56,6 +56,11 @@ class Resolver:
         known = self._ns.known(path)  # libfuse's stand-in names are never keys: no request
         if known is not None:
             return None if known[0] is ABSENT else known
+        meta = self.in_bucket(path)
+        return None if meta is None else (meta, False)
+
+    def in_bucket(self, path: str) -> Meta | None:
+        """What the cache, else the bucket, has at ``path`` (not ``/``; an open file's name aside), or None."""
         meta = self._cache.lookup(path)
         if meta is ABSENT:
             return None
@@ -70,7 +75,7 @@ class Resolver:
             self._cache.put(path, meta, asked)
             if below is not None:
                 self._lister.learned_subtree(path, below, asked)
-        return meta, False
+        return meta
 
     def resolve(self, path: str) -> tuple[Meta, bool]:
         """What ``path`` is (``live`` when it is an open file); ENOENT when nothing."""

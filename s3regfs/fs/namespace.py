@@ -9,6 +9,8 @@ Owns the lock and the tables of the mount's namespace state:
 * **hidden**: keys of files unlinked while open whose delete waits for their last close (the
   name is gone for this mount, the key is still in the bucket);
 * **orphans**: libfuse's ``.fuse_hidden*`` stand-in names → open unlinked files (never keys);
+* **displaced**: open files whose version another writer replaced, once a new open of their name
+  got the current one (their handles read on at the old version);
 * **lost**: the paths closed with data that could not be saved.
 
 and the moves that change a table and a node's name together (:meth:`Namespace.move_node`,
@@ -54,6 +56,7 @@ class Namespace:
         self._local_kids: dict[str, set[str]] = {}  # parent -> names of its local dirs
         self._hidden: dict[str, Node] = {}
         self._orphans: dict[str, Node] = {}  # libfuse's .fuse_hidden* stand-in names → open unlinked files
+        self._displaced: dict[Node, str] = {}  # open files of a version replaced in the bucket → their old name
         self._lost: list[str] = []
 
     # == questions ===================================================================================
@@ -185,6 +188,23 @@ class Namespace:
         with self._lock:
             if self._nodes.get(path) is node:
                 del self._nodes[path]
+
+    def displace(self, path: str, node: Node) -> None:
+        """``node`` reads a version the bucket replaced at ``path``: a new open there gets a node of its own."""
+        with self._lock:
+            if self._nodes.get(path) is node:
+                del self._nodes[path]
+            self._displaced[node] = path
+
+    def displaced_at(self, path: str) -> bool:
+        """Handles of a replaced version of ``path`` are open (the kernel's one inode holds two versions)."""
+        with self._lock:
+            return path in self._displaced.values()
+
+    def drop_displaced(self, node: Node) -> None:
+        """The last handle of ``node`` is closed."""
+        with self._lock:
+            self._displaced.pop(node, None)
 
     def move_node(self, node: Node, src: str, dst: str) -> None:
         """A renamed open file: the table and the node's name change together."""

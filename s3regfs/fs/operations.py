@@ -24,6 +24,8 @@ fills the gaps of mfusepy 3.1 against libfuse 3:
 * ``write`` passes a view of libfuse's buffer instead of a copy of it: valid for the call
   only, and the core and every driver copy what they keep (a copy of every write's bytes
   cost 1 MiB per writing thread at the peak, 64 MiB with 64 writers: docs/SEMANTICS.md "Memory");
+* ``open`` and ``create`` set libfuse's ``direct_io`` for a handle the core says the kernel must not
+  cache pages for (a name whose replaced version other handles still read);
 * ``read`` takes a view of the fetched part as well as bytes and copies it once into libfuse's
   buffer (mfusepy's ``memmove`` takes only bytes, which cost a copy of every byte read first);
 
@@ -249,6 +251,16 @@ class S3RegOperations(Operations):  # type: ignore[misc]
         return self.core.open(path, flags, caller_process())
 
     @_errors_to_errno
+    def create_file(self, path: str, mode: int, flags: int) -> tuple[int, bool]:
+        """(handle, ``direct_io``): :class:`RegistryFUSE` sets the flag of libfuse's file info."""
+        return self.core.create_file(path, flags, mode, caller_process())
+
+    @_errors_to_errno
+    def open_file(self, path: str, flags: int) -> tuple[int, bool]:
+        """(handle, ``direct_io``): :class:`RegistryFUSE` sets the flag of libfuse's file info."""
+        return self.core.open_file(path, flags, caller_process())
+
+    @_errors_to_errno
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
         return self.core.read(fh, offset, size)
 
@@ -455,6 +467,24 @@ class RegistryFUSE(mfusepy.FUSE):  # type: ignore[misc]
             mfusepy.set_st_attrs(st, attrs, use_ns=True)
             if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, FILL_DIR_PLUS) != 0:
                 break
+        return 0
+
+    def open(self, path: bytes, fip: Any) -> int:
+        opener = getattr(self.operations, "open_file", None)
+        if opener is None:  # a plain mfusepy Operations (bench/floorfs.py)
+            return cast(int, super().open(path, fip))
+        fi = fip.contents
+        fi.fh, direct = opener(self._decode(path), fi.flags)
+        fi.direct_io = int(direct)
+        return 0
+
+    def create(self, path: bytes, mode: int, fip: Any) -> int:
+        creator = getattr(self.operations, "create_file", None)
+        if creator is None:
+            return cast(int, super().create(path, mode, fip))
+        fi = fip.contents
+        fi.fh, direct = creator(self._decode(path), mode, fi.flags)
+        fi.direct_io = int(direct)
         return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:

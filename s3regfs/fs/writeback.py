@@ -255,6 +255,15 @@ class Node:
                 raise
         self.local = spill
 
+    def served_version(self) -> str | None:
+        """The version this file's handles read from the bucket at its own name, once a byte of it was
+        returned and nothing local was made of it (no copy, nothing to upload); else None."""
+        with self.lock:
+            clean = self.local is None and self.stream is None and not self.dirty and self.failed is None
+            if not (clean and self.served and self.path is not None and self.key == self.path):
+                return None
+            return self.pinned_etag()
+
     def pinned_etag(self) -> str | None:
         """The version remote reads of ``key`` must get (None: unknown, or not pinned yet after a move)."""
         if self.remote is None or self.key != self.pinned_key:

@@ -201,6 +201,43 @@ def test_an_object_replaced_under_an_open_handle_is_estale_not_wrong_bytes(make_
     assert m.read_file("/f") == _payload(size, seed=2)  # a new open reads the new version
 
 
+def test_an_open_while_a_handle_reads_a_replaced_version_gets_the_current_one(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The old handle stays open: a new open of the name reads the current version (close-to-open), its
+    handle bypasses the kernel's page cache while the old version's handles live (one inode, two
+    versions), and the old handle keeps its version: old bytes or ESTALE."""
+    m = make_fs(**_small_readahead())
+    old, new = _payload(256 * KiB), _payload(200 * KiB, seed=5)
+    m.put("/f", old)
+    held = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(held, 0, 64 * KiB) == old[: 64 * KiB]
+    m.put("/f", new)
+    assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE  # it teaches the mount
+    assert m.fs.getattr("/f").size == len(new)
+    fresh, direct = m.fs.open_file("/f", os.O_RDONLY)
+    assert direct
+    assert m.fs.read(fresh, 0, len(new)) == new
+    assert m.fs.getattr("/f").size == len(new)
+    assert _estale(lambda: m.fs.read(held, 128 * KiB, 64 * KiB)) == errno.ESTALE
+    m.fs.release(held)
+    again, direct = m.fs.open_file("/f", os.O_RDONLY)
+    assert not direct  # the old version's last handle is gone: the page cache holds one version again
+    assert m.fs.read(again, 0, len(new)) == new
+    m.fs.release(again)
+    m.fs.release(fresh)
+
+
+def test_an_open_of_a_file_held_open_and_unchanged_shares_its_node(make_fs) -> None:  # type: ignore[no-untyped-def]
+    m = make_fs(**_small_readahead())
+    data = _payload(256 * KiB)
+    m.put("/f", data)
+    held = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(held, 0, 64 * KiB) == data[: 64 * KiB]
+    fresh, direct = m.fs.open_file("/f", os.O_RDONLY)
+    assert not direct and m.fs.read(fresh, 64 * KiB, 64 * KiB) == data[64 * KiB : 128 * KiB]
+    m.fs.release(held)
+    m.fs.release(fresh)
+
+
 def test_a_handle_that_returned_nothing_yet_reads_the_current_version(make_fs) -> None:  # type: ignore[no-untyped-def]
     """A stale cached version (replaced by another writer within the TTL) is re-pinned at the first read."""
     m = make_fs(**_small_readahead())

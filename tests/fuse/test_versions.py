@@ -128,3 +128,71 @@ def test_random_reads_of_a_blob_being_filled_and_replaced_are_one_version(
     assert hashlib.sha256((b.path / BLOB).read_bytes()).digest() in {
         hashlib.sha256(old).digest(), hashlib.sha256(new).digest()
     }
+
+
+def _read_to_error(f: Any) -> OSError | None:
+    """Read the rest of an open file in small reads: the error that ended it, or None at its end."""
+    while True:
+        try:
+            if not f.read(READ):
+                return None
+        except OSError as exc:
+            return exc
+
+
+def test_a_file_opened_again_after_its_old_handle_failed_reads_the_new_version(
+    mount_factory: Any, s3_driver_params: dict[str, Any]
+) -> None:
+    """The old handle stays open (a process still holding it, or a release the kernel has not sent
+    yet): the new open reads the current version, never the old handle's gone one."""
+    a, b = _two_mounts(mount_factory, s3_driver_params)
+    old, new = _content(7), _content(8)
+    (a.path / "f").write_bytes(old)
+    with open(b.path / "f", "rb", buffering=0) as held:
+        assert held.read(READ) == old[:READ]
+        (a.path / "f").write_bytes(new)
+        error = _read_to_error(held)
+        assert error is not None and error.errno == errno.ESTALE, f"expected ESTALE, got {error!r}"
+        assert hashlib.sha256((b.path / "f").read_bytes()).digest() == hashlib.sha256(new).digest()
+
+
+def test_an_open_after_another_mount_replaced_a_file_held_open_reads_the_new_version(
+    mount_factory: Any, s3_driver_params: dict[str, Any]
+) -> None:
+    """Close-to-open across mounts while this mount still holds the file open: the new handle reads
+    the version the bucket has at its open (B keeps no metadata: ``metadata_ttl`` 0), the old handle
+    old bytes or ``ESTALE``."""
+    options, env = mounts.s3_options(s3_driver_params)
+    a = mount_factory("s3", options=options, env=env, name="a")
+    b = mount_factory("s3", options={**options, **SMALL_READAHEAD, "metadata_ttl": 0}, env=env, name="b")
+    old, new = _content(9), _content(10)
+    (a.path / "f").write_bytes(old)
+    with open(b.path / "f", "rb", buffering=0) as held:
+        got = held.read(READ)
+        (a.path / "f").write_bytes(new)
+        assert hashlib.sha256((b.path / "f").read_bytes()).digest() == hashlib.sha256(new).digest()
+        rest = bytearray()
+        try:
+            while chunk := held.read(READ):
+                rest += chunk
+        except OSError as exc:
+            assert exc.errno == errno.ESTALE, f"expected ESTALE, got {exc!r}"
+        got += rest
+    assert got == old[: len(got)], "the old handle returned bytes of another version"
+
+
+def test_stat_of_a_file_held_open_shows_the_version_another_mount_wrote(
+    mount_factory: Any, s3_driver_params: dict[str, Any]
+) -> None:
+    """The attributes of the name are the bucket's (within the metadata TTL; here none is kept), not
+    those of the old version a handle still reads: ``stat`` and the next ``open`` agree."""
+    options, env = mounts.s3_options(s3_driver_params)
+    a = mount_factory("s3", options=options, env=env, name="a")
+    b = mount_factory("s3", options={**options, "metadata_ttl": 0}, env=env, name="b")
+    (a.path / "f").write_bytes(b"old version")
+    with open(b.path / "f", "rb", buffering=0) as held:
+        assert held.read(3) == b"old"
+        (a.path / "f").write_bytes(b"the new, longer version")
+        assert os.stat(b.path / "f").st_size == len(b"the new, longer version")
+        assert (b.path / "f").read_bytes() == b"the new, longer version"
+        assert held.read() == b" version"  # the old handle reads its own version on, uncut
