@@ -241,7 +241,7 @@ class RegistryFilesystem:
         self._writable()
         dpath = paths.for_create(path)
         with self._paths.hold(dpath):
-            node = self._ns.node(dpath)
+            node = self._open_file_at(dpath)
             if node is not None:
                 if flags & os.O_EXCL:
                     raise FsError(errno.EEXIST, f"{dpath}: already exists")
@@ -272,13 +272,18 @@ class RegistryFilesystem:
             self._writable()
         dpath = paths.for_lookup(path)
         with self._paths.hold(dpath):
-            node = self._ns.node(dpath)
-            if node is not None and self._replaced_in_bucket(node, dpath) is not None and self._displace(node, dpath):
-                node = None
+            node = self._open_file_at(dpath)
             if node is None:
                 meta = self._resolver.resolve_file(dpath)
                 node = self._ns.attach(Node(self._ctx, dpath, meta))
             return self._open_node(node, flags, pid)
+
+    def _open_file_at(self, dpath: str) -> Node | None:
+        """(Path lock held.) The open file a new handle of ``dpath`` joins; None when it needs a new node."""
+        node = self._ns.node(dpath)
+        if node is not None and self._replaced_in_bucket(node, dpath) is not None and self._displace(node, dpath):
+            return None
+        return node
 
     def _replaced_in_bucket(self, node: Node, dpath: str) -> Meta | None:
         """The current version at ``dpath``, when the handles of ``node`` read another one from the bucket

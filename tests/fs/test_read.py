@@ -226,6 +226,25 @@ def test_an_open_while_a_handle_reads_a_replaced_version_gets_the_current_one(ma
     m.fs.release(fresh)
 
 
+def test_an_append_by_create_while_a_handle_reads_a_replaced_version_appends_to_the_current_one(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """``>>`` reaches the core as CREATE when the kernel's entry expired: it appends to the version the
+    bucket holds, not to the old one a reader still holds (whose copy could no longer be made)."""
+    m = make_fs(**_small_readahead())
+    old, new = _payload(256 * KiB), _payload(200 * KiB, seed=6)
+    m.put("/f", old)
+    held = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(held, 0, 64 * KiB) == old[: 64 * KiB]
+    m.put("/f", new)
+    assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE
+    fh, direct = m.fs.create_file("/f", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    assert direct
+    m.fs.write(fh, 0, b"appended")
+    m.fs.flush(fh)
+    m.fs.release(fh)
+    m.fs.release(held)
+    assert m.store.get_content("/f") == new + b"appended"
+
+
 def test_an_open_of_a_file_held_open_and_unchanged_shares_its_node(make_fs) -> None:  # type: ignore[no-untyped-def]
     m = make_fs(**_small_readahead())
     data = _payload(256 * KiB)

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import random
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,19 @@ def test_stat_of_a_file_held_open_shows_the_version_another_mount_wrote(
         assert os.stat(b.path / "f").st_size == len(b"the new, longer version")
         assert (b.path / "f").read_bytes() == b"the new, longer version"
         assert held.read() == b" version"  # the old handle reads its own version on, uncut
+
+
+def test_a_shell_append_to_a_file_held_open_appends_to_the_version_another_mount_wrote(
+    mount_factory: Any, s3_driver_params: dict[str, Any], s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """``>>`` while a reader of this mount holds the old version: the new version plus the appended bytes."""
+    options, env = mounts.s3_options(s3_driver_params)
+    a = mount_factory("s3", options=options, env=env, name="a")
+    b = mount_factory("s3", options={**options, "metadata_ttl": 0}, env=env, name="b")
+    (a.path / "log").write_bytes(b"first line\n")
+    with open(b.path / "log", "rb", buffering=0) as held:
+        assert held.read(5) == b"first"
+        (a.path / "log").write_bytes(b"another mount's line\n")
+        subprocess.run(["sh", "-c", 'printf "appended line\\n" >> log'], cwd=b.path, check=True)
+    body = s3_server.client().get_object(Bucket=s3_bucket, Key="log")["Body"].read()
+    assert body == b"another mount's line\nappended line\n"
