@@ -75,7 +75,7 @@ class ReadPath:
             if key is None:
                 return b""
             cached = self.datacache is not None and self.datacache.applies(key)
-            if (moved or (learn and cached)) and not learned:  # a data-cached file needs its version
+            if (moved or learn) and not learned:  # pin the version before its first byte is returned
                 learned = True
                 if self._repin(node, key, etag):
                     continue

@@ -234,11 +234,15 @@ class Node:
     def ensure_local(self) -> None:
         """Make a local copy of the committed object (downloaded in parallel ranged reads).
 
-        The download is pinned to the node's version; when that is gone it is re-pinned (once)
-        if :meth:`repin` allows it, else ``ESTALE``: a copy never mixes two versions.
+        The download is pinned to the node's version (asked first when the mount does not know it);
+        when that is gone it is re-pinned (once) if :meth:`repin` allows it, else ``ESTALE``: a copy
+        never mixes two versions.
         """
         if self.local is not None:
             return
+        part = self.ctx.options.read_part_size
+        if self.pinned_etag() is None and self.size > part and self.key is not None and not self.served:
+            self.repin(None)  # a version this mount does not know (its own commit): the copy of parts is of one
         for first in (True, False):
             spill = self.ctx.spill.new()
             etag = self.pinned_etag()
@@ -294,8 +298,12 @@ class Node:
                 return False, fresh
             if self.served and not (moved and fresh.size == self.size):
                 return False, fresh
-            if not moved:
+            if not moved and failed is not None:  # (None: the version was not known yet, nothing was replaced)
                 log.info("%s: replaced before this handle read from it; reading the current version", key)
+            if failed is None and not moved and self.remote is not None and fresh.size == self.size:
+                # only its version was learnt: the attributes shown do not change under a reader
+                # (tar: "file changed as we read it"), the server's mtime comes with the next refresh
+                fresh = replace(fresh, mtime=self.remote.mtime, local=self.remote.local)
             self.remote, self.size, self.mtime, self.pinned_key = fresh, fresh.size, fresh.mtime, key
             return True, fresh
 

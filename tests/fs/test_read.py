@@ -407,6 +407,21 @@ def test_the_data_cache_never_serves_blocks_of_another_version(make_fs) -> None:
     assert m.read_file(BLOB) == new and m.driver.count("read_range") == 0  # and caches it as another version
 
 
+def test_a_file_this_mount_wrote_learns_its_version_before_its_first_byte(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The mount's own commit gives no version: one stat pins the handle, so another writer's version
+    replacing it mid-read is ESTALE, never its bytes after the old ones."""
+    m = make_fs(**_small_readahead())
+    old, new = _payload(4 * MiB), _payload(4 * MiB, seed=4)
+    m.write_file("/f", old)
+    m.driver.reset()
+    fh = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(fh, 0, 64 * KiB) == old[: 64 * KiB]
+    assert m.driver.count("stat") == 1
+    m.put("/f", new)
+    assert _estale(lambda: m.fs.read(fh, 3 * MiB, 64 * KiB)) == errno.ESTALE  # past the window
+    m.fs.release(fh)
+
+
 def test_a_blob_this_mount_wrote_learns_its_version_and_is_data_cached(make_fs) -> None:  # type: ignore[no-untyped-def]
     """The mount's own commit gives no version: a data-cached file asks stat once, then is cached."""
     m = make_fs(**_small_readahead(data_cache_block=64 * KiB))

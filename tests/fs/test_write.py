@@ -182,6 +182,31 @@ def test_modifying_an_object_replaced_before_anything_was_read_applies_to_the_ne
     assert m.store.get_content("/f") == b"ABCabcGHIJKLMN"
 
 
+def test_modifying_a_file_this_mount_wrote_copies_one_version_while_another_writer_replaces_it(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """The copy a modification starts from is made in parallel parts; the mount's own commit left it
+    without the version, so it asks first: a version replaced between the parts is copied again whole,
+    never pieced together from two versions."""
+    m = make_fs(read_part_size=64 * KiB)
+    old, new = _payload(256 * KiB), _payload(256 * KiB, seed=8)
+    m.write_file("/f", old)
+    inner = m.faulty.read_range
+    replaced = []
+
+    def read_range(path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        data = inner(path, offset, length, etag)
+        if not replaced:  # another writer replaces the object right after the first part was read
+            replaced.append(offset)
+            m.put("/f", new)
+        return data
+
+    m.faulty.read_range = read_range  # type: ignore[method-assign]
+    fh = m.fs.open("/f", W | os.O_APPEND)
+    m.fs.write(fh, 0, b"appended")
+    m.fs.release(fh)
+    assert replaced
+    assert m.store.get_content("/f") == new + b"appended"
+
+
 def test_o_append_on_an_existing_object(m: Mount) -> None:
     m.put("/log", b"line1\n")
     fh = m.fs.open("/log", W | os.O_APPEND)

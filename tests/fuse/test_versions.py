@@ -213,3 +213,19 @@ def test_a_shell_append_to_a_file_held_open_appends_to_the_version_another_mount
         subprocess.run(["sh", "-c", 'printf "appended line\\n" >> log'], cwd=b.path, check=True)
     body = s3_server.client().get_object(Bucket=s3_bucket, Key="log")["Body"].read()
     assert body == b"another mount's line\nappended line\n"
+
+
+def test_a_file_this_mount_wrote_is_read_at_one_version_while_another_writer_replaces_it(
+    mount_factory: Any, s3_driver_params: dict[str, Any], s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """The mount's own commit leaves it without the object's ETag; its first read learns it, so the
+    read is pinned like any other (old bytes, then ``ESTALE``), never old bytes then new ones."""
+    options, env = mounts.s3_options(s3_driver_params)
+    b = mount_factory("s3", options={**options, **SMALL_READAHEAD}, env=env, name="b")
+    old, new = _content(11), _content(12)
+    (b.path / "f").write_bytes(old)
+    client = s3_server.client()
+
+    got, error = _read_while_replaced(b.path / "f", lambda: client.put_object(Bucket=s3_bucket, Key="f", Body=new))
+
+    _assert_one_version(got, error, old, b.log())
