@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import ObjectChangedError
 from s3regfs.fs.blobfill import FILL_AFTER, BlobFills
+from s3regfs.fs.directio import PAGE
 from s3regfs.fs.datacache import DataCache
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.handles import Handle
@@ -71,7 +72,8 @@ class ReadPath:
             with node.lock:
                 key, total, etag, served = node.key, node.size, node.pinned_etag(), node.served
                 moved = key != node.pinned_key  # this mount renamed it: pin the copy at the new key
-                learn = etag is None and not served and not moved and node.path == key
+                # a file of one page comes whole with every read: each is one version, no stat needed
+                learn = etag is None and not served and not moved and node.path == key and total > PAGE
             if key is None:
                 return b""
             cached = self.datacache is not None and self.datacache.applies(key)

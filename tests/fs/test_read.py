@@ -420,6 +420,10 @@ def test_a_file_this_mount_wrote_learns_its_version_before_its_first_byte(make_f
     m.put("/f", new)
     assert _estale(lambda: m.fs.read(fh, 3 * MiB, 64 * KiB)) == errno.ESTALE  # past the window
     m.fs.release(fh)
+    m.write_file("/link", b"sha256:" + b"ab" * 32)  # one page: each read brings it whole
+    m.driver.reset()
+    assert m.read_file("/link") == b"sha256:" + b"ab" * 32
+    assert m.driver.count("stat") == 0
 
 
 def test_a_blob_this_mount_wrote_learns_its_version_and_is_data_cached(make_fs) -> None:  # type: ignore[no-untyped-def]
