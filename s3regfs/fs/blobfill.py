@@ -2,7 +2,8 @@
 
 Owns the fills of one mount (docs/SEMANTICS.md "read", docs/PERFORMANCE.md "Random reads").
 A handle that keeps jumping around a data-cached blob (``FILL_AFTER`` reads that were neither
-sequential nor inside a readahead window, and most of its reads: a scanner, a tool seeking
+sequential nor inside a readahead window, or ``FILL_SOONER`` of them that waited ``FILL_WAIT`` for a
+distant store, and most of its reads: a scanner, a tool seeking
 through an archive's index, a registry serving byte ranges) starts a fill of the version it reads.
 The fill fetches the parts of that version not yet in the data cache, ``read_part_size`` each
 (rounded down to whole cache blocks), on the mount's read pool, and stores them there; every later
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 
 FILL_AFTER = 8
 """Random reads of one handle (reads outside any readahead window) that start a fill of its blob."""
+FILL_SOONER = 3
+"""Random reads that start a fill once they have waited ``FILL_WAIT`` in all (a distant store)."""
+FILL_WAIT = 0.05
+"""Seconds of waiting on random reads after which ``FILL_SOONER`` of them start a fill (at 20 ms a round
+trip, three reads; on loopback, about 2 ms each, ``FILL_AFTER`` reads come first)."""
 FILL_PARTS = 4
 """Parts of one fill fetched at once."""
 MAX_FILLS = 1

@@ -31,6 +31,7 @@ and :class:`ReadStream` (one per open handle reading from the bucket).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -125,6 +126,7 @@ class ReadStream:
         self._window = 0
         self.reads = 0
         self.direct_reads = 0
+        self.direct_wait = 0.0  # seconds the direct reads waited for their fetches
         self.fill_at = 0  # direct reads after which the read path asks for a fill again (fs/blobfill.py)
 
     @property
@@ -166,7 +168,9 @@ class ReadStream:
                 self._drop_all()
                 self.window = 0
         self.direct_reads += 1
+        asked = time.monotonic()
         data = self._fetch(offset, end - offset)
+        self.direct_wait += time.monotonic() - asked
         with self._lock:
             if offset >= self._expected or not self._chunks:
                 self._expected = end

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import ObjectChangedError
-from s3regfs.fs.blobfill import FILL_AFTER, BlobFills
+from s3regfs.fs.blobfill import FILL_AFTER, FILL_SOONER, FILL_WAIT, BlobFills
 from s3regfs.fs.directio import PAGE
 from s3regfs.fs.datacache import DataCache
 from s3regfs.fs.errors import FsError
@@ -97,7 +97,11 @@ class ReadPath:
                 fills is not None
                 and cached
                 and etag is not None
-                and stream.direct_reads >= max(FILL_AFTER, stream.fill_at)
+                and stream.direct_reads >= stream.fill_at
+                and (
+                    stream.direct_reads >= FILL_AFTER
+                    or (stream.direct_reads >= FILL_SOONER and stream.direct_wait >= FILL_WAIT)
+                )
             ):
                 self._fill(fills, stream, key, total, etag)
             return data

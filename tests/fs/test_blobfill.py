@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
+
+import pytest
 
 from s3regfs.driver.errors import DriverError
-from s3regfs.fs.blobfill import FILL_AFTER, FILL_PARTS
+from s3regfs.fs.blobfill import FILL_AFTER, FILL_PARTS, FILL_SOONER
 from tests.fs.conftest import Mount
 
 KiB = 1024
@@ -26,6 +29,13 @@ def _options(**extra: object) -> dict[str, object]:
     }
     opts.update(extra)
     return opts
+
+
+@pytest.fixture(autouse=True)
+def _count_reads_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stalled test machine must not make an in-memory store look distant (``FILL_WAIT``)."""
+    if "distant" not in request.node.name:
+        monkeypatch.setattr("s3regfs.fs.reading.FILL_WAIT", float("inf"))
 
 
 def _payload(n: int, seed: int = 1) -> bytes:
@@ -206,4 +216,27 @@ def test_a_reader_mostly_served_by_its_window_starts_no_fill(make_fs) -> None:  
     assert fills.started == 0
     _random_reads(m, fh, data, 4 * FILL_AFTER)  # now most of its reads are random
     assert fills.started == 1
+    m.fs.release(fh)
+
+
+def test_a_distant_store_starts_the_fill_after_fewer_random_reads(make_fs) -> None:  # type: ignore[no-untyped-def]
+    """Random reads that waited ``FILL_WAIT`` in all (here 20 ms each, a round trip to a distant store)
+    start the fill after ``FILL_SOONER`` of them instead of ``FILL_AFTER``."""
+    m = make_fs(**_options())
+    data = _payload(4 * MiB)
+    m.put(BLOB, data)
+    inner = m.faulty.read_range
+
+    def distant(path: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        time.sleep(0.02)  # the store's latency, not a synchronisation
+        return inner(path, offset, length, etag)
+
+    m.faulty.read_range = distant  # type: ignore[method-assign]
+    fh = m.fs.open(BLOB, os.O_RDONLY)
+    fills = m.fs._reading.fills
+    _random_reads(m, fh, data, FILL_SOONER - 1)
+    assert fills.started == 0
+    _random_reads(m, fh, data, 1, seed=8)
+    assert fills.started == 1
+    assert fills.wait_idle(timeout=30) and fills.completed == 1
     m.fs.release(fh)
