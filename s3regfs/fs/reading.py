@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from s3regfs.driver.base import StorageDriver
 from s3regfs.driver.errors import ObjectChangedError
 from s3regfs.fs.blobfill import FILL_AFTER, FILL_SOONER, FILL_WAIT, BlobFills
-from s3regfs.fs.directio import PAGE
 from s3regfs.fs.datacache import DataCache
+from s3regfs.fs.directio import PAGE
 from s3regfs.fs.errors import FsError
 from s3regfs.fs.handles import Handle
 from s3regfs.fs.metacache import MetaCache
