@@ -108,17 +108,22 @@ class Namespace:
 
         Local directories and open files are added, hidden names (not reopened) removed.
         """
-        live: set[str] = set()
         with self._lock:
-            for name in self._local_kids.get(dpath, ()):
-                entries[name] = DIR
-            for node_path, node in self._nodes.items():
-                if node_path != "/" and paths.parent(node_path) == dpath:
-                    entries[paths.basename(node_path)] = node.meta()
-                    live.add(paths.basename(node_path))
-            for hidden in self._hidden:
-                if paths.parent(hidden) == dpath and paths.basename(hidden) not in live:
-                    entries.pop(paths.basename(hidden), None)
+            kids = list(self._local_kids.get(dpath, ()))
+            nodes = [(paths.basename(p), n) for p, n in self._nodes.items() if p != "/" and paths.parent(p) == dpath]
+            hidden = [paths.basename(h) for h in self._hidden if paths.parent(h) == dpath]
+        live: set[str] = set()
+        for name in kids:
+            entries[name] = DIR
+        for name, node in nodes:  # the node locks outside the namespace lock (the lock order)
+            listed, served = entries.get(name), node.served_version()
+            if served is not None and listed is not None and listed.etag not in (None, served):
+                continue  # another writer replaced the file: the bucket's attributes, as stat shows them
+            entries[name] = node.meta()
+            live.add(name)
+        for name in hidden:
+            if name not in live:
+                entries.pop(name, None)
         return live
 
     def occupancy(self, dpath: str) -> tuple[bool, set[str]]:

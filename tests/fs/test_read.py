@@ -213,6 +213,7 @@ def test_an_open_while_a_handle_reads_a_replaced_version_gets_the_current_one(ma
     m.put("/f", new)
     assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE  # it teaches the mount
     assert m.fs.getattr("/f").size == len(new)
+    assert dict(m.fs.readdir("/"))["f"].size == len(new)  # ls -l agrees with stat
     fresh, direct = m.fs.open_file("/f", os.O_RDONLY)
     assert direct
     assert m.fs.read(fresh, 0, len(new)) == new

@@ -195,6 +195,8 @@ def test_stat_of_a_file_held_open_shows_the_version_another_mount_wrote(
         assert held.read(3) == b"old"
         (a.path / "f").write_bytes(b"the new, longer version")
         assert os.stat(b.path / "f").st_size == len(b"the new, longer version")
+        listed = subprocess.run(["ls", "-ln", str(b.path)], capture_output=True, text=True, check=True).stdout
+        assert [line.split()[4] for line in listed.splitlines() if line.endswith(" f")] == ["23"]  # ls -l agrees
         assert (b.path / "f").read_bytes() == b"the new, longer version"
         assert held.read() == b" version"  # the old handle reads its own version on, uncut
 
