@@ -153,9 +153,11 @@ class RegistryFilesystem:
                 node = None
             if node is not None:
                 name = node.path
-                if name is None:  # unlinked while open: fstat works as on a local disk
+                if name is not None:
+                    return self._attrs.attr(name, node.meta(), live=True)
+                path = self._ns.displaced_from(node)  # its name's inode: the name's attributes
+                if path is None:  # unlinked while open: fstat works as on a local disk
                     return self._attrs.unlinked_attr(node)
-                return self._attrs.attr(name, node.meta(), live=True)
         if path is None:
             raise FsError(errno.EBADF, f"no open file handle {fh}")
         if path == "/":

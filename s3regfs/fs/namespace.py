@@ -206,6 +206,11 @@ class Namespace:
         with self._lock:
             return path in self._displaced.values()
 
+    def displaced_from(self, node: Node) -> str | None:
+        """The name whose replaced version ``node`` reads, or None."""
+        with self._lock:
+            return self._displaced.get(node)
+
     def drop_displaced(self, node: Node) -> None:
         """The last handle of ``node`` is closed."""
         with self._lock:

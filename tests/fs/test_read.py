@@ -218,6 +218,8 @@ def test_an_open_while_a_handle_reads_a_replaced_version_gets_the_current_one(ma
     assert direct
     assert m.fs.read(fresh, 0, len(new)) == new
     assert m.fs.getattr("/f").size == len(new)
+    held_attr = m.fs.getattr(None, held)  # the kernel's one inode for the name: never "unlinked", never old
+    assert (held_attr.size, held_attr.nlink) == (len(new), 1)
     assert _estale(lambda: m.fs.read(held, 128 * KiB, 64 * KiB)) == errno.ESTALE
     m.fs.release(held)
     again, direct = m.fs.open_file("/f", os.O_RDONLY)
