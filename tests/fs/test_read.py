@@ -201,17 +201,24 @@ def test_an_object_replaced_under_an_open_handle_is_estale_not_wrong_bytes(make_
     assert m.read_file("/f") == _payload(size, seed=2)  # a new open reads the new version
 
 
+def _held_at_a_replaced_version(m, seed: int) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    """A handle that returned bytes of ``/f``, replaced since by another writer (the failed read taught
+    the mount): (the handle, the new content)."""
+    old, new = _payload(256 * KiB), _payload(200 * KiB, seed=seed)
+    m.put("/f", old)
+    held = m.fs.open("/f", os.O_RDONLY)
+    assert m.fs.read(held, 0, 64 * KiB) == old[: 64 * KiB]
+    m.put("/f", new)
+    assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE
+    return held, new
+
+
 def test_an_open_while_a_handle_reads_a_replaced_version_gets_the_current_one(make_fs) -> None:  # type: ignore[no-untyped-def]
     """The old handle stays open: a new open of the name reads the current version (close-to-open), its
     handle bypasses the kernel's page cache while the old version's handles live (one inode, two
     versions), and the old handle keeps its version: old bytes or ESTALE."""
     m = make_fs(**_small_readahead())
-    old, new = _payload(256 * KiB), _payload(200 * KiB, seed=5)
-    m.put("/f", old)
-    held = m.fs.open("/f", os.O_RDONLY)
-    assert m.fs.read(held, 0, 64 * KiB) == old[: 64 * KiB]
-    m.put("/f", new)
-    assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE  # it teaches the mount
+    held, new = _held_at_a_replaced_version(m, seed=5)
     assert m.fs.getattr("/f").size == len(new)
     assert dict(m.fs.readdir("/"))["f"].size == len(new)  # ls -l agrees with stat
     fresh, direct = m.fs.open_file("/f", os.O_RDONLY)
@@ -233,12 +240,7 @@ def test_an_append_by_create_while_a_handle_reads_a_replaced_version_appends_to_
     """``>>`` reaches the core as CREATE when the kernel's entry expired: it appends to the version the
     bucket holds, not to the old one a reader still holds (whose copy could no longer be made)."""
     m = make_fs(**_small_readahead())
-    old, new = _payload(256 * KiB), _payload(200 * KiB, seed=6)
-    m.put("/f", old)
-    held = m.fs.open("/f", os.O_RDONLY)
-    assert m.fs.read(held, 0, 64 * KiB) == old[: 64 * KiB]
-    m.put("/f", new)
-    assert _estale(lambda: m.fs.read(held, 192 * KiB, 64 * KiB)) == errno.ESTALE
+    held, new = _held_at_a_replaced_version(m, seed=6)
     fh, direct = m.fs.create_file("/f", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     assert direct
     m.fs.write(fh, 0, b"appended")

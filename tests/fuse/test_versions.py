@@ -131,6 +131,16 @@ def test_random_reads_of_a_blob_being_filled_and_replaced_are_one_version(
     }
 
 
+def _writer_and_reader_without_metadata(
+    mount_factory: Any, params: dict[str, Any], **reader: Any
+) -> tuple[Mount, Mount]:
+    """Mount A writes; mount B keeps no metadata (``metadata_ttl`` 0): it sees A's changes at once."""
+    options, env = mounts.s3_options(params)
+    a = mount_factory("s3", options=options, env=env, name="a")
+    b = mount_factory("s3", options={**options, **reader, "metadata_ttl": 0}, env=env, name="b")
+    return a, b
+
+
 def _read_to_error(f: Any) -> OSError | None:
     """Read the rest of an open file in small reads: the error that ended it, or None at its end."""
     while True:
@@ -163,9 +173,7 @@ def test_an_open_after_another_mount_replaced_a_file_held_open_reads_the_new_ver
     """Close-to-open across mounts while this mount still holds the file open: the new handle reads
     the version the bucket has at its open (B keeps no metadata: ``metadata_ttl`` 0), the old handle
     old bytes or ``ESTALE``."""
-    options, env = mounts.s3_options(s3_driver_params)
-    a = mount_factory("s3", options=options, env=env, name="a")
-    b = mount_factory("s3", options={**options, **SMALL_READAHEAD, "metadata_ttl": 0}, env=env, name="b")
+    a, b = _writer_and_reader_without_metadata(mount_factory, s3_driver_params, **SMALL_READAHEAD)
     old, new = _content(9), _content(10)
     (a.path / "f").write_bytes(old)
     with open(b.path / "f", "rb", buffering=0) as held:
@@ -187,9 +195,7 @@ def test_stat_of_a_file_held_open_shows_the_version_another_mount_wrote(
 ) -> None:
     """The attributes of the name are the bucket's (within the metadata TTL; here none is kept), not
     those of the old version a handle still reads: ``stat`` and the next ``open`` agree."""
-    options, env = mounts.s3_options(s3_driver_params)
-    a = mount_factory("s3", options=options, env=env, name="a")
-    b = mount_factory("s3", options={**options, "metadata_ttl": 0}, env=env, name="b")
+    a, b = _writer_and_reader_without_metadata(mount_factory, s3_driver_params)
     (a.path / "f").write_bytes(b"old version")
     with open(b.path / "f", "rb", buffering=0) as held:
         assert held.read(3) == b"old"
@@ -205,9 +211,7 @@ def test_a_shell_append_to_a_file_held_open_appends_to_the_version_another_mount
     mount_factory: Any, s3_driver_params: dict[str, Any], s3_server: LocalS3Server, s3_bucket: str
 ) -> None:
     """``>>`` while a reader of this mount holds the old version: the new version plus the appended bytes."""
-    options, env = mounts.s3_options(s3_driver_params)
-    a = mount_factory("s3", options=options, env=env, name="a")
-    b = mount_factory("s3", options={**options, "metadata_ttl": 0}, env=env, name="b")
+    a, b = _writer_and_reader_without_metadata(mount_factory, s3_driver_params)
     (a.path / "log").write_bytes(b"first line\n")
     with open(b.path / "log", "rb", buffering=0) as held:
         assert held.read(5) == b"first"
