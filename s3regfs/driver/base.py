@@ -37,9 +37,11 @@ every driver has them; numbered as in docs/DRIVERS.md):
    store (the reload on SIGHUP); a no-op for drivers that cache nothing;
    wrappers pass it through.
 7. ``stat_tree(path, limit)``: ``stat``, and for a directory holding at most
-   ``limit`` files (at any depth) those files' FileInfos, else ``None``;
-   the s3 driver answers both with one LIST (a lookup by path in one
-   request).  The default is ``stat`` alone.
+   ``limit`` files (at any depth) those files' FileInfos; for a larger one,
+   where the driver can tell cheaply, the first files below it in key order
+   as :class:`FirstFiles`; else ``None``.  The s3 driver answers all of it
+   with one LIST (a lookup by path in one request).  The default is ``stat``
+   alone.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ class FileInfo:
     is_dir: bool
     etag: str | None = None
     """The version of a file (extension 4 in the module docstring); None when unknown."""
+
+
+class FirstFiles(list[FileInfo]):
+    """``stat_tree``'s files of a directory with more files than its limit (extension 7): the first ones
+    below it in key order, as one LIST that stopped returned them; every file of a directory below that
+    sorts before the last of them is here."""
 
 
 class Readable(Protocol):
@@ -270,8 +278,8 @@ class StorageDriver(abc.ABC):
     def stat_tree(self, path: str, limit: int) -> tuple[FileInfo, list[FileInfo] | None]:
         """``stat(path)``, and every file below a directory of at most ``limit`` files (extension 7).
 
-        The second item is None when the driver cannot tell cheaply (this default), for a file,
-        and for a directory with more files than ``limit``.
+        For a directory with more files than ``limit``, the first of them in key order (:class:`FirstFiles`)
+        or None; None when the driver cannot tell cheaply (this default) and for a file.
         """
         return self.stat(path), None
 

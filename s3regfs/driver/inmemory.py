@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, StorageDriver
+from s3regfs.driver.base import ZERO_TIME, FileInfo, FileWriter, FirstFiles, StorageDriver
 from s3regfs.driver.errors import (
     DriverError,
     ObjectChangedError,
@@ -140,7 +140,7 @@ class InMemoryDriver(StorageDriver):
             prefix = path + "/"
             below = [FileInfo(key, len(node.data), node.mod_time, False, node.etag)
                      for key, node in sorted(self._files.items()) if key.startswith(prefix)]
-        return info, (below if len(below) <= limit else None)
+        return info, (below if len(below) <= limit else FirstFiles(below[: limit + 1]))
 
     def list_info(self, path: str) -> list[FileInfo]:
         prefix = "/" if path == "/" else path + "/"

@@ -185,6 +185,33 @@ class Lister:
         for path, entries in listings.items():
             self.cache.put_listing(path, entries, stamp)
 
+    def learned_first_files(self, directory: str, files: list[FileInfo], stamp: float) -> None:
+        """A lookup's LIST below ``directory`` stopped after ``files`` (key order, ``FirstFiles``): every
+        directory holding one of them exists, and one whose keys all sort before the last of them is
+        complete (its subtree is cached as :meth:`learned_subtree` does).  So the lookups of the
+        directories between ``directory`` and a file below it need no request of their own."""
+        if not files:
+            return
+        last, prefix = files[-1].path, _prefix(directory)
+        complete: dict[str, list[FileInfo]] = {}  # the highest complete directory above a file → its files
+        seen: set[str] = set()
+        for info in files:
+            rel = info.path[len(prefix):] if info.path.startswith(prefix) else ""
+            if not relative_ok(rel):
+                continue
+            here = directory
+            for part in rel.split("/")[:-1]:
+                here = _prefix(here) + part
+                seen.add(here)
+                if not is_under(last, here):
+                    complete.setdefault(here, []).append(info)
+                    break  # all of it is here, and so all below it
+        for path in seen - complete.keys():
+            self.cache.put(path, DIR, stamp)
+        for path, below in complete.items():
+            self.cache.put(path, DIR, stamp)
+            self.learned_subtree(path, below, stamp)
+
     def _warn(self, directory: str, bad: list[str], clash: bool) -> None:
         if len(self._warned) > _MAX_WARNED:
             self._warned.clear()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from s3regfs.driver.base import StorageDriver
+from s3regfs.driver.base import FirstFiles, StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.fs import paths
 from s3regfs.fs.errors import FsError
@@ -73,7 +73,9 @@ class Resolver:
                 return None
             meta = meta_of(info)
             self._cache.put(path, meta, asked)
-            if below is not None:
+            if isinstance(below, FirstFiles):  # a larger directory: what the answer shows of it
+                self._lister.learned_first_files(path, below, asked)
+            elif below is not None:
                 self._lister.learned_subtree(path, below, asked)
         return meta
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from s3regfs.driver.base import ZERO_TIME, FileInfo
+from s3regfs.driver.base import ZERO_TIME, FileInfo, FirstFiles
 from s3regfs.driver.errors import PathNotFoundError
 from s3regfs.driver.s3.errors import http_status, map_error
 
@@ -63,7 +63,8 @@ def stat_tree(driver: S3Driver, path: str, limit: int) -> tuple[FileInfo, list[F
         if child is not None:
             files.append(FileInfo(child, int(obj["Size"]), obj["LastModified"], False, obj.get("ETag")))
     if is_dir:
-        return FileInfo(path, 0, ZERO_TIME, True), (files if complete and len(files) <= limit else None)
+        below_files = files if complete and len(files) <= limit else FirstFiles(files)  # the LIST stopped
+        return FileInfo(path, 0, ZERO_TIME, True), below_files
     if complete:
         raise PathNotFoundError(path)
     return driver.stat(path), None  # siblings filled the answer before key/: ask the usual way
