@@ -206,10 +206,9 @@ class Lister:
                 if not is_under(last, here):
                     complete.setdefault(here, []).append(info)
                     break  # all of it is here, and so all below it
-        for path in seen - complete.keys():
+        for path in seen:
             self.cache.put(path, DIR, stamp)
         for path, below in complete.items():
-            self.cache.put(path, DIR, stamp)
             self.learned_subtree(path, below, stamp)
 
     def _warn(self, directory: str, bad: list[str], clash: bool) -> None:
