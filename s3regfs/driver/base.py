@@ -42,6 +42,10 @@ every driver has them; numbered as in docs/DRIVERS.md):
    as :class:`FirstFiles`; else ``None``.  The s3 driver answers all of it
    with one LIST (a lookup by path in one request).  The default is ``stat``
    alone.
+8. ``put_content`` and ``FileWriter.commit`` return the version they made
+   (the ``FileInfo.etag`` a ``stat`` right after would show: the S3 ETag of
+   the PUT or CompleteMultipartUpload answer), or ``None`` when the driver
+   cannot tell; upstream returns only an error.  Wrappers pass it through.
 """
 
 from __future__ import annotations
@@ -124,8 +128,8 @@ class FileWriter(abc.ABC):
         """Flush what is buffered; the write may be resumed with ``append=True``."""
 
     @abc.abstractmethod
-    def commit(self) -> None:
-        """Flush and make the content visible at the path."""
+    def commit(self) -> str | None:
+        """Flush and make the content visible at the path; the version made (extension 8) or None."""
 
     @abc.abstractmethod
     def cancel(self) -> None:
@@ -174,8 +178,8 @@ class StorageDriver(abc.ABC):
         """The whole content at ``path`` (small objects)."""
 
     @abc.abstractmethod
-    def put_content(self, path: str, content: bytes) -> None:
-        """Store ``content`` at ``path``, replacing what was there."""
+    def put_content(self, path: str, content: bytes) -> str | None:
+        """Store ``content`` at ``path``, replacing what was there; the version made (extension 8) or None."""
 
     @abc.abstractmethod
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:

@@ -72,9 +72,9 @@ class CheckedDriver(DriverWrapper):
         self._check(path)
         return self._call("get_content", lambda: self.inner.get_content(path))
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str | None:
         self._check(path)
-        self._call("put_content", lambda: self.inner.put_content(path, content))
+        return self._call("put_content", lambda: self.inner.put_content(path, content))
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         if offset < 0:

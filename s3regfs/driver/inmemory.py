@@ -81,9 +81,10 @@ class InMemoryDriver(StorageDriver):
                 raise PathNotFoundError(path)
             return node.data
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str:
         with self._lock:
-            self._files[path] = _File(bytes(content), _now())
+            stored = self._files[path] = _File(bytes(content), _now())
+            return stored.etag
 
     def reader(self, path: str, offset: int = 0) -> io.BytesIO:
         data = self.get_content(path)
@@ -194,10 +195,11 @@ class InMemoryDriver(StorageDriver):
 
     # -- uploads (used by the writer) ---------------------------------------------
 
-    def _commit(self, upload: _Upload) -> None:
+    def _commit(self, upload: _Upload) -> str:
         with self._lock:
-            self._files[upload.path] = _File(bytes(upload.data), _now())
+            stored = self._files[upload.path] = _File(bytes(upload.data), _now())
             self._forget(upload)
+            return stored.etag
 
     def _forget(self, upload: _Upload) -> None:
         with self._lock:
@@ -237,11 +239,11 @@ class _InMemoryWriter(FileWriter):
         self._closed = True
         self._flush()
 
-    def commit(self) -> None:
+    def commit(self) -> str:
         self._check_open()
         self._flush()
         self._committed = True
-        self._driver._commit(self._upload)
+        return self._driver._commit(self._upload)
 
     def cancel(self) -> None:
         self._check_open()

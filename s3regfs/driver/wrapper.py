@@ -26,8 +26,8 @@ class DriverWrapper(StorageDriver):
     def get_content(self, path: str) -> bytes:
         return self.inner.get_content(path)
 
-    def put_content(self, path: str, content: bytes) -> None:
-        self.inner.put_content(path, content)
+    def put_content(self, path: str, content: bytes) -> str | None:
+        return self.inner.put_content(path, content)
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         return self.inner.reader(path, offset)

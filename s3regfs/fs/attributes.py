@@ -117,7 +117,7 @@ class Attributes:
 
     def committed(self, node: Node, path: str, meta: Meta) -> None:
         """A node's content reached the bucket (called under the node's lock)."""
-        self._cache.added(path, Meta(False, meta.size, meta.mtime, local=True))
+        self._cache.added(path, Meta(False, meta.size, meta.mtime, local=True, etag=meta.etag))
         if self.overrides.get(path) is not None:
             self.reanchor(path)
 

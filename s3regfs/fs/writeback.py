@@ -349,7 +349,7 @@ class Node:
             path = self.path
             try:
                 with self.ctx.uploads.uploading(path, self.size):
-                    self._upload(path)
+                    etag = self._upload(path)
             except FsError:
                 raise
             except Exception as exc:
@@ -359,26 +359,28 @@ class Node:
             self.dirty = False
             self.stream_ok = True
             self.key = path
-            self.remote = Meta(False, self.size, self.mtime)
+            self.remote = Meta(False, self.size, self.mtime, etag=etag)
+            if etag is not None:  # the version is known: reads of it are pinned, no stat first
+                self.pinned_key = path
             self.ctx.on_commit(self, path, self.remote)
             return True
 
-    def _upload(self, path: str) -> None:
+    def _upload(self, path: str) -> str | None:
+        """Upload the content to ``path``; the version made (driver extension 8) or None."""
         if self.stream is not None:
             writer, self.stream = self.stream, None
             try:
-                writer.commit()
+                etag = writer.commit()
             except BaseException:
                 _quietly(writer.cancel)
                 self._release_stream_slot()
                 if not self.copy_lost:
                     log.warning("%s: the streaming upload failed; retrying from the local copy", path)
-                    self._upload(path)
-                    return
+                    return self._upload(path)
                 raise
             _quietly(writer.close)
             self._release_stream_slot()
-            return
+            return etag
         self._require_copy()
         data_len = self.size
         if data_len < self.ctx.options.stream_threshold or self.local is None:
@@ -386,17 +388,17 @@ class Node:
                 data = self.local.pread(0, data_len) if self.local is not None else b""
                 if len(data) < data_len:
                     data += bytes(data_len - len(data))
-                self.ctx.driver.put_content(path, data)
-            return
+                return self.ctx.driver.put_content(path, data)
         with self.ctx.gate.multipart():
             writer = self.ctx.driver.writer(path)
             try:
                 self._feed(writer, data_len)
-                writer.commit()
+                etag = writer.commit()
             except BaseException:
                 _quietly(writer.cancel)
                 raise
             _quietly(writer.close)
+            return etag
 
     def _feed(self, writer: FileWriter, upto: int) -> None:
         """Copy the local copy into ``writer`` in small pieces (the writer holds the parts)."""

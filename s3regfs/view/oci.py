@@ -289,7 +289,7 @@ class OciView(DriverWrapper):
     def _refuse(self) -> NoReturn:
         raise UnsupportedMethodError(self.name)
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str | None:
         self._refuse()
 
     def writer(self, path: str, append: bool = False) -> FileWriter:

@@ -8,6 +8,8 @@ one (S3: ``If-Match``, HTTP 412), so a reader never gets bytes of two versions.
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
 
 from s3regfs.driver import ObjectChangedError, PathNotFoundError, StorageDriver
@@ -17,6 +19,7 @@ from tests.conformance.suitelib import (
     first_part,
     random_contents,
     random_path,
+    write_all,
 )
 
 
@@ -41,6 +44,27 @@ def test_file_info_names_the_version_everywhere(driver: StorageDriver) -> None:
         assert [i.etag for i in driver.list_info("/ver/dir")] == [new]
     finally:
         delete_path(driver, "/ver")
+
+
+@pytest.mark.parametrize("size", [0, 100, 16 * 1024 * 1024 + 17])  # the last: two parts of s3
+def test_a_write_returns_the_version_it_made(driver: StorageDriver, size: int) -> None:
+    """Extension 8: ``put_content`` and ``commit`` name the version a ``stat`` right after shows
+    (one part, several parts, and empty), so a filesystem reading back its own write needs no ``stat``."""
+    path = "/written" + random_path(24)
+    try:
+        put = driver.put_content(path, random_contents(size))
+        assert put is not None and put == driver.stat(path).etag
+        writer = driver.writer(path)
+        write_all(writer, random_contents(size))
+        committed = writer.commit()
+        writer.close()
+        info = driver.stat(path)
+        assert committed is not None and (info.size, info.etag) == (size, committed)
+        assert size == 0 or committed != put  # other bytes: another version
+        assert [i.etag for i in driver.list_info(posixpath.dirname(path)) if i.path == path] == [committed]
+        assert _walked(driver, first_part(path))[path] == committed
+    finally:
+        delete_path(driver, first_part(path))
 
 
 def test_read_range_pinned_to_a_version(driver: StorageDriver) -> None:

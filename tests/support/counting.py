@@ -60,9 +60,9 @@ class CountingDriver(DriverWrapper):
         self._note("get_content", path)
         return self.inner.get_content(path)
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str | None:
         self._note("put_content", path)
-        self.inner.put_content(path, content)
+        return self.inner.put_content(path, content)
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         self._note("reader", path)
@@ -128,9 +128,9 @@ class _CountingWriter(FileWriter):
         self._owner._note("writer.close", self._path)
         self.inner.close()
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
         self._owner._note("writer.commit", self._path)
-        self.inner.commit()
+        return self.inner.commit()
 
     def cancel(self) -> None:
         self._owner._note("writer.cancel", self._path)

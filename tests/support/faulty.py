@@ -95,9 +95,9 @@ class FaultyDriver(DriverWrapper):
         self._check("get_content", path)
         return self.inner.get_content(path)
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str | None:
         self._check("put_content", path)
-        self.inner.put_content(path, content)
+        return self.inner.put_content(path, content)
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         self._check("reader", path)
@@ -164,9 +164,9 @@ class _FaultyWriter(FileWriter):
     def close(self) -> None:
         self.inner.close()
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
         self._owner._check("writer.commit", self._path)
-        self.inner.commit()
+        return self.inner.commit()
 
     def cancel(self) -> None:
         self.inner.cancel()

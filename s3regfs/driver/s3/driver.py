@@ -220,11 +220,13 @@ class S3Driver(StorageDriver):
         finally:
             stream.close()
 
-    def put_content(self, path: str, content: bytes) -> None:
+    def put_content(self, path: str, content: bytes) -> str | None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self.s3_path(path), Body=bytes(content), **self.write_args())
+            resp = self.client.put_object(Bucket=self.bucket, Key=self.s3_path(path), Body=bytes(content),
+                                          **self.write_args())
         except botocore.exceptions.ClientError as exc:
             raise map_error(path, exc) from exc
+        return resp.get("ETag")
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO | Readable:
         return S3Reader.open(self, path, offset)

@@ -204,10 +204,10 @@ class S3FileWriter(FileWriter):
             self._parts = {1: Part(1, copy["CopyPartResult"]["ETag"], total)}
             self._next_number = 2
 
-    def _complete(self, parts: list[Part]) -> None:
-        """CompleteMultipartUpload; on failure abort (:meth:`S3Driver.abort_soon`) and raise."""
+    def _complete(self, parts: list[Part]) -> str | None:
+        """CompleteMultipartUpload, the object's ETag; on failure abort (:meth:`S3Driver.abort_soon`) and raise."""
         try:
-            self._driver.client.complete_multipart_upload(
+            resp = self._driver.client.complete_multipart_upload(
                 Bucket=self._driver.bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
@@ -216,6 +216,7 @@ class S3FileWriter(FileWriter):
         except Exception:
             self._driver.abort_soon(self._key, self._upload_id)
             raise
+        return resp.get("ETag")
 
     # -- FileWriter --------------------------------------------------------------------
 
@@ -236,7 +237,7 @@ class S3FileWriter(FileWriter):
             finally:
                 self._buffer = bytearray()
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
         with self._api_lock:
             self._check_open()
             self._flush()
@@ -250,7 +251,7 @@ class S3FileWriter(FileWriter):
                 parts = [Part(1, str(resp["ETag"]), 0)]
                 with self._state:
                     self._parts[1] = parts[0]
-            self._complete(parts)
+            return self._complete(parts)
 
     def cancel(self) -> None:
         with self._api_lock:
