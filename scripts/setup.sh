@@ -12,8 +12,8 @@ mode="${1:-}"
 apt_pkgs=(fuse3 attr curl ca-certificates)
 extras="demo"
 case "$mode" in
-  --test) apt_pkgs+=(docker-registry skopeo umoci oci-image-tool systemd util-linux rsync); extras="demo,test" ;;
-  --bench) apt_pkgs+=(docker-registry skopeo umoci oci-image-tool systemd util-linux rsync s3fs rclone fio); extras="demo,test,bench" ;;
+  --test) apt_pkgs+=(docker-registry skopeo umoci oci-image-tool systemd util-linux rsync strace); extras="demo,test" ;;
+  --bench) apt_pkgs+=(docker-registry skopeo umoci oci-image-tool systemd util-linux rsync strace s3fs rclone fio); extras="demo,test,bench" ;;
   "") ;;
   *) echo "usage: $0 [--test|--bench]" >&2; exit 2 ;;
 esac

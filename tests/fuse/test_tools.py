@@ -42,6 +42,20 @@ def test_ls_l_shows_size_mode_and_owner_of_each_entry(mnt: Path) -> None:
     assert {f[3] for f in fields.values()} == {str(os.getgid())}
 
 
+def test_ls_l_asks_for_acls_and_security_labels_once_not_for_every_file(mnt: Path, tmp_path: Path) -> None:
+    """``ls -l`` probes ``security.selinux`` and ``system.posix_acl_access`` of every entry, each a FUSE
+    request, unless the first answer is ENOTSUP: then it knows the device has none and stops asking."""
+    many = mnt / "many"
+    many.mkdir()
+    for i in range(30):
+        (many / f"f{i:02d}").write_bytes(b"x")
+    trace = tmp_path / "ls.strace"
+    listed = run_tool(["strace", "-f", "-qq", "-e", "trace=getxattr,lgetxattr", "-o", str(trace), "ls", "-l", str(many)])
+    assert len(listed.stdout.splitlines()) == 31  # "total" and the 30 files
+    calls = trace.read_text().splitlines()
+    assert 0 < len(calls) <= 2 and all("EOPNOTSUPP" in call for call in calls), calls
+
+
 def _find(root: Path) -> list[str]:
     """``find`` output as "type name" lines, with the size for files (directory sizes vary by filesystem)."""
     out = run_tool(["find", ".", "-mindepth", "1", "-printf", "%y %P %s\n"], cwd=root).stdout

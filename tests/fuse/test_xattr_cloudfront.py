@@ -268,7 +268,8 @@ def test_setting_or_removing_is_not_supported(setup: Setup) -> None:
     assert url_of(path).startswith(setup.cdn.url)
 
 
-def test_probes_that_tools_make_are_no_such_attribute(setup: Setup) -> None:
+def test_probes_that_tools_make_are_not_supported(setup: Setup) -> None:
+    """Names outside ``user.`` are ENOTSUP (``ls -l`` then stops asking); an unknown ``user.`` name is ENODATA."""
     path = setup.path("probed")
     os.stat(path)
     setup.proxy.reset()
@@ -276,8 +277,12 @@ def test_probes_that_tools_make_are_no_such_attribute(setup: Setup) -> None:
         for name in ("security.capability", "system.posix_acl_access", "security.selinux", "trusted.x"):
             with pytest.raises(OSError) as info:
                 os.getxattr(target, name)
-            assert info.value.errno == errno.ENODATA, (target, name)
-    assert "No such attribute" in getfattr_error("-n", "security.capability", str(path))
+            assert info.value.errno == errno.ENOTSUP, (target, name)
+        with pytest.raises(OSError) as info:
+            os.getxattr(target, "user.other")
+        assert info.value.errno == errno.ENODATA
+    assert "Operation not supported" in getfattr_error("-n", "security.capability", str(path))
+    assert "No such attribute" in getfattr_error("-n", "user.other", str(path))
     assert setup.proxy.total() == 0, setup.proxy.counts()
 
 
