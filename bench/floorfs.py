@@ -76,7 +76,9 @@ class Floor(mfusepy.Operations):  # type: ignore[misc]
         return ZEROS[:size]
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        raise mfusepy.FuseOSError(errno.ENODATA)
+        """As s3regfs answers (docs/SEMANTICS.md "xattrs"): ENOTSUP outside ``user.``, which ``ls -l``
+        takes as "this device has none" (ENODATA made it ask twice for every entry)."""
+        raise mfusepy.FuseOSError(errno.ENODATA if name.startswith("user.") else errno.ENOTSUP)
 
 
 def main() -> None:
