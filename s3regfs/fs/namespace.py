@@ -116,8 +116,8 @@ class Namespace:
         for name in kids:
             entries[name] = DIR
         for name, node in nodes:  # the node locks outside the namespace lock (the lock order)
-            listed, served = entries.get(name), node.served_version()
-            if served is not None and listed is not None and listed.etag not in (None, served):
+            listed = entries.get(name)
+            if listed is not None and listed.etag is not None and node.served_version() not in (None, listed.etag):
                 continue  # another writer replaced the file: the bucket's attributes, as stat shows them
             entries[name] = node.meta()
             live.add(name)

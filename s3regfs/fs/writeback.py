@@ -359,9 +359,8 @@ class Node:
             self.dirty = False
             self.stream_ok = True
             self.key = path
-            self.remote = Meta(False, self.size, self.mtime, etag=etag)
-            if etag is not None:  # the version is known: reads of it are pinned, no stat first
-                self.pinned_key = path
+            self.remote = Meta(False, self.size, self.mtime, etag=etag)  # None: learnt before the first read
+            self.pinned_key = path  # what is at the key is this commit, not a move
             self.ctx.on_commit(self, path, self.remote)
             return True
 
