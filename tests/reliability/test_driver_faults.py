@@ -1,8 +1,9 @@
 """The s3 driver under injected faults (through tests/support/s3proxy.py, against the real SeaweedFS).
 
-Transient faults (500, 503 SlowDown, a reset mid-body, a truncated body, one
-stall past the read timeout, the server gone and back) are retried and the
-operation returns the right bytes (sha256).  Persistent faults end in an
+Transient faults (500, 503 SlowDown, a reset mid-body, a truncated body, a 200
+answer that is half a document or an error document, one stall past the read
+timeout, the server gone and back) are retried and the operation returns the
+right bytes (sha256) or the whole listing.  Persistent faults end in an
 exception within the retry policy's deadline (plus one request timeout),
 never in a hang and never in wrong bytes.  Every test also checks that the
 fault really was injected (``rule.fired``).
@@ -28,6 +29,7 @@ from tests.support.s3proxy import (
     SLOWDOWN,
     Drop,
     ResetMidBody,
+    Rewrite,
     S3Proxy,
     Stall,
     TruncateBody,
@@ -77,6 +79,45 @@ def test_transient_error_on_get_and_head_is_retried(faulty_driver: StorageDriver
     assert sha(faulty_driver.get_content("/a/get")) == sha(data)
     assert faulty_driver.stat("/a/get").size == len(data)
     assert (gets.fired, heads.fired) == (2, 1)
+
+
+def _cut_inside_the_xml(body: bytes) -> bytes:
+    return body[: len(body) // 2]  # a whole HTTP answer (Content-Length fixed up) of half a document
+
+
+def _an_error_document(body: bytes) -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+            b"<Message>We encountered an internal error. Please try again.</Message></Error>")
+
+
+@pytest.mark.parametrize("answer", [_cut_inside_the_xml, _an_error_document], ids=["cut-short", "error-body"])
+def test_a_listing_answered_200_but_cut_short_or_as_an_error_is_retried(
+    faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView, answer: Callable[[bytes], bytes]
+) -> None:
+    """A 200 answer to a LIST that is not a whole listing (half an XML document, an ``<Error>`` document) is
+    retried, for the delimited listing of a directory and for the flat walk of a tree: never a short listing."""
+    names = [f"/d/f{i:03}" for i in range(40)] + [f"/d/sub/g{i:03}" for i in range(40)]
+    for name in names:
+        store.put(name[1:], b"x")
+
+    def walked() -> list[str]:
+        seen: list[str] = []
+        faulty_driver.walk("/d", lambda info: seen.append(info.path) if not info.is_dir else None)
+        return sorted(seen)
+
+    def listed() -> list[str]:
+        return sorted(faulty_driver.list("/d"))
+
+    for call, expected in ((listed, [*names[:40], "/d/sub"]), (walked, names)):
+        s3_proxy.reset()
+        assert call() == expected
+        clean = s3_proxy.counts()["ListObjectsV2"]
+        s3_proxy.reset()
+        rule = s3_proxy.fault(Rewrite(answer), op="ListObjectsV2", nth=1)
+        assert call() == expected
+        assert rule.fired == 1
+        assert s3_proxy.counts()["ListObjectsV2"] == clean + 1  # the bad answer was asked once more
+        s3_proxy.clear_rules()
 
 
 @pytest.mark.parametrize("fault", [ResetMidBody(after_bytes=MiB + 123), TruncateBody(after_bytes=MiB + 123)],
@@ -182,6 +223,22 @@ def test_lost_complete_answer_does_not_report_a_failure_for_saved_data(
     writer.close()
     assert rule.fired == 1
     assert sha(store.get("a/lost-answer") or b"") == sha(data)
+
+
+def test_a_completed_upload_answered_200_with_an_error_document_is_asked_again(
+    faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView
+) -> None:
+    """S3 documents a 200 with an ``<Error>`` body for CompleteMultipartUpload: it is asked again (botocore
+    checks every 200 answer of S3 for one), and the object the first request completed is what stays."""
+    data = blob(300_000, 9)
+    rule = s3_proxy.fault(Rewrite(_an_error_document), op="CompleteMultipartUpload", nth=1)
+    writer = faulty_driver.writer("/a/error-200")
+    writer.write(data)
+    writer.commit()
+    writer.close()
+    assert rule.fired == 1
+    assert s3_proxy.counts()["CompleteMultipartUpload"] == 2
+    assert sha(store.get("a/error-200") or b"") == sha(data)
 
 
 def test_random_faults_never_return_wrong_bytes(faulty_driver: StorageDriver, s3_proxy: S3Proxy, store: BucketView) -> None:
