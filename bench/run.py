@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--boto3-part-size", type=int, default=32, help="boto3 part size in MiB (default %(default)s)")
     parser.add_argument("--boto3-concurrency", type=int, default=8, help="boto3 parallel parts (default %(default)s)")
     parser.add_argument("--no-floor", action="store_true",
-                        help="skip the Python FUSE floor (bench/floorfs.py) in the tree and rand workloads")
+                        help="skip the Python FUSE floor (bench/floorfs.py) in the tree, rand and scale workloads")
     parser.add_argument("--profile", choices=("local", "remote"), default="local",
                         help="remote: every tool's requests pass a proxy that delays each by --rtt-ms (default: local)")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="the remote profile's delay per request (ms)")
@@ -127,7 +127,7 @@ class Runner:
         """The scale group: each tree size on its own stored server (bench/scale.py)."""
         extra = self.args.s3regfs_option
         for objects in (int(n) for n in self.args.scale_sizes.split(",") if n.strip()):
-            result = scale.measure(self.args.scale_store, objects, workdir, extra)
+            result = scale.measure(self.args.scale_store, objects, workdir, extra, floor=not self.args.no_floor)
             self.results["scale"].append(result)
             log.info("scale %d objects:\n%s", objects, scale.table(result))
 

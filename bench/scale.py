@@ -10,7 +10,10 @@ per size, every request through the counting proxy (no delay):
   ``stat`` sample;
 * s3regfs, on a fresh mount with the page, dentry and inode caches dropped: ``find -type f`` (the count
   checked), ``ls -lR`` right after, then ``os.stat`` of 1,000 listed files; per phase the seconds,
-  the HEAD and LIST requests, and the daemon's RSS after it; the peak RSS (VmHWM) over the three.
+  the HEAD and LIST requests, and the daemon's RSS after it; the peak RSS (VmHWM) over the three;
+* the Python FUSE floor (``bench/floorfs.py``, the same keys from a dict, no S3; left out with
+  ``--no-floor``): ``find -type f`` and ``ls -lR`` the same way, and its peak RSS: what any Python
+  daemon on mfusepy pays for these walks on this machine (issue 15's targets 1 and 6 at every size).
 
 The objects ``weed filer.copy`` writes carry an empty ETag; the three phases never read one.
 """
@@ -32,7 +35,7 @@ from botocore.config import Config
 
 from bench.countingproxy import CountingProxy
 from bench.system import BenchError, drop_caches, peak_rss_mib, run_timed, status_mib
-from bench.tools import Credentials, S3regfsMount
+from bench.tools import Credentials, FloorMount, S3regfsMount
 from bench.workloads import tree_keys
 from s3regfs.demo.localserver import LocalS3Server
 
@@ -116,8 +119,8 @@ def _requests(proxy: CountingProxy) -> dict[str, int]:
             "other": sum(v for k, v in counts.items() if not k.startswith(("Head", "ListObjects")))}
 
 
-def measure(store: Path, objects: int, workdir: Path, extra: list[str]) -> dict[str, Any]:
-    """One size: boto3's flat listing and HEAD loop, then s3regfs's three phases."""
+def measure(store: Path, objects: int, workdir: Path, extra: list[str], floor: bool = True) -> dict[str, Any]:
+    """One size: boto3's flat listing and HEAD loop, s3regfs's three phases, then the floor's two."""
     data_dir = prepare(store, objects)
     keys = tree_keys(objects)
     sample = stat_sample(keys)
@@ -146,7 +149,26 @@ def measure(store: Path, objects: int, workdir: Path, extra: list[str]) -> dict[
             result.update(_phases(mount, proxy, keys, sample))
         finally:
             mount.unmount()
+    if floor:
+        result["floor"] = _floor_phases(objects, workdir, creds)
     return result
+
+
+def _floor_phases(objects: int, workdir: Path, creds: Credentials) -> dict[str, Any]:
+    """``find`` and ``ls -lR`` through the Python FUSE floor over the same keys (no S3, no server)."""
+    mount = FloorMount(workdir / f"floor-{objects}", creds)
+    mount.objects = objects
+    mount.mount(BUCKET, "", timeout=600)  # it builds its dict of the whole tree first
+    try:
+        mnt = str(mount.mountpoint)
+        drop_caches()
+        find_s, listed = run_timed(["find", mnt, "-type", "f"], what="find (floor)", timeout=7200)
+        if listed.count("\n") != objects:
+            raise BenchError(f"find through the floor saw {listed.count(chr(10))} files, expected {objects}")
+        ls_s, _ = run_timed(["ls", "-lR", mnt], what="ls -lR (floor)", timeout=7200)
+        return {"find_s": find_s, "ls_lR_s": ls_s, "peak_rss_mib": peak_rss_mib(mount.pid)}
+    finally:
+        mount.unmount()
 
 
 def _client_via(server: LocalS3Server, endpoint: str) -> Any:
@@ -189,18 +211,28 @@ def table(result: dict[str, Any]) -> str:
     def reqs(phase: dict[str, Any]) -> str:
         return f"{phase['HEAD']} HEAD, {phase['LIST']} LIST"
 
+    fl = result.get("floor")
+
+    def floor(key: str, unit: str = "s", digits: int = 2) -> str:
+        return f"{fl[key]:.{digits}f} {unit}" if fl else "—"
+
+    def to_floor(value: float, key: str, what: str = "the floor") -> str:
+        return f"; {value / fl[key]:.2f}× {what}" if fl else ""
+
     rows = [
         f"#### {n:,} objects" + (f" (generated in {result['generated_s']:.0f} s)" if result.get("generated_s") else ""),
         "",
-        "| phase | boto3 | s3regfs | ratio | s3regfs requests | daemon RSS after, MiB |",
-        "|---|---|---|---|---|---|",
-        f"| `find -type f`, cold | {flat:.2f} s (one flat listing) | {find['s']:.2f} s | {find['s'] / flat:.2f}× the listing "
-        f"| {reqs(find)} | {find['rss_mib']:.0f} |",
-        f"| `ls -lR` right after | — | {ls['s']:.2f} s | {ls['s'] / find['s']:.2f}× the `find` | {reqs(ls)} "
+        "| phase | boto3 | Python FUSE floor (no S3) | s3regfs | ratio | s3regfs requests | daemon RSS after, MiB |",
+        "|---|---|---|---|---|---|---|",
+        f"| `find -type f`, cold | {flat:.2f} s (one flat listing) | {floor('find_s')} | {find['s']:.2f} s "
+        f"| {find['s'] / flat:.2f}× the listing{to_floor(find['s'], 'find_s')} | {reqs(find)} | {find['rss_mib']:.0f} |",
+        f"| `ls -lR` right after | — | {floor('ls_lR_s')} | {ls['s']:.2f} s "
+        f"| {ls['s'] / find['s']:.2f}× the `find`{to_floor(ls['s'], 'ls_lR_s')} | {reqs(ls)} "
         f"| {ls['rss_mib']:.0f} |",
-        f"| `stat` of {STAT_FILES:,} listed files right after | {head:.2f} s (HEAD loop) | {st['s']:.3f} s "
+        f"| `stat` of {STAT_FILES:,} listed files right after | {head:.2f} s (HEAD loop) | — | {st['s']:.3f} s "
         f"| {st['s'] / head:.2f}× the HEAD loop | {reqs(st)} | {st['rss_mib']:.0f} |",
-        f"| peak daemon RSS over the three phases | — | {result['peak_rss_mib']:.0f} MiB | | | |",
+        f"| peak daemon RSS over the phases | — | {floor('peak_rss_mib', 'MiB', 0)} | {result['peak_rss_mib']:.0f} MiB "
+        "| | | |",
     ]
     meta, kernel = result.get("metadata_cache") or {}, result.get("kernel_entries") or {}
     if meta:
