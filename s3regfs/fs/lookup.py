@@ -3,7 +3,10 @@
 Owns the lookup order of the core: the namespace tables first (open files, local directories,
 hidden names: :class:`~s3regfs.fs.namespace.Namespace`), then the metadata cache, then one
 ``stat_tree`` (whose answer, or absence, is cached; for a small directory also the listings of its
-whole subtree, so the next lookups below it need no request).  Also the questions a removal or a rename asks
+whole subtree, so the next lookups below it need no request).  Once a second name was missing from
+the same directory within ``metadata_ttl`` (bulk creates: the kernel looks up every new name first),
+the directory's listing is fetched instead, and answers its names until it expires
+(:class:`_Misses`).  Also the questions a removal or a rename asks
 the bucket: is a directory empty (:meth:`Resolver.check_empty`), are there keys below a file's
 name (:meth:`Resolver.check_no_dir`), and a file's current attributes
 (:meth:`Resolver.fresh_meta`).
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
+from collections import OrderedDict
 
 from s3regfs.driver.base import FirstFiles, StorageDriver
 from s3regfs.driver.errors import PathNotFoundError
@@ -29,6 +34,31 @@ log = logging.getLogger(__name__)
 
 
 
+_MAX_MISSES = 1024
+"""Directories :class:`_Misses` remembers (the least recent go first)."""
+
+
+class _Misses:
+    """Directories in which a looked-up name was missing from the bucket, and when (at most ``_MAX_MISSES``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._when: OrderedDict[str, float] = OrderedDict()
+
+    def note(self, directory: str, now: float) -> None:
+        with self._lock:
+            self._when[directory] = now
+            self._when.move_to_end(directory)
+            if len(self._when) > _MAX_MISSES:
+                self._when.popitem(last=False)
+
+    def since(self, directory: str, since: float) -> bool:
+        """Was a name missing from ``directory`` at ``since`` or later?"""
+        with self._lock:
+            when = self._when.get(directory)
+            return when is not None and when >= since
+
+
 class Resolver:
     """Path → Meta through the namespace, the metadata cache and the driver."""
 
@@ -39,6 +69,7 @@ class Resolver:
         self._ns = namespace
         self._cache = cache
         self._lister = lister
+        self._misses = _Misses()
 
     def lookup_local(self, path: str) -> Meta | None:
         """What this mount knows about ``path`` without a request: Meta, ABSENT, or None."""
@@ -66,10 +97,14 @@ class Resolver:
             return None
         if meta is None:
             asked = self._cache.now()
+            directory = paths.parent(path)
+            if self._lister.ttl > 0 and self._misses.since(directory, asked - self._lister.ttl):
+                return self._from_listing(path, directory, asked)
             try:
                 info, below = self.driver.stat_tree(path, self._subtree)
             except PathNotFoundError:
                 self._cache.put_absent(path, asked)
+                self._misses.note(directory, asked)
                 return None
             meta = meta_of(info)
             self._cache.put(path, meta, asked)
@@ -77,6 +112,17 @@ class Resolver:
                 self._lister.learned_first_files(path, below, asked)
             elif below is not None:
                 self._lister.learned_subtree(path, below, asked)
+        return meta
+
+    def _from_listing(self, path: str, directory: str, asked: float) -> Meta | None:
+        """``path`` from its directory's listing (fetched and cached: it answers the next names too)."""
+        try:
+            meta = self._lister.list_dir(directory).get(paths.basename(path))
+        except PathNotFoundError:  # no key below the directory: nothing at the name either
+            meta = None
+        if meta is None:
+            self._cache.put_absent(path, asked)
+            self._misses.note(directory, asked)
         return meta
 
     def resolve(self, path: str) -> tuple[Meta, bool]:

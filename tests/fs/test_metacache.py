@@ -412,6 +412,33 @@ def test_creating_files_in_a_new_directory_needs_no_lookups(m: Mount) -> None:
     assert m.driver.count("put_content") == 20
 
 
+def test_creating_many_files_after_a_directory_listing_expired_asks_for_the_listing_not_for_each_name(
+    make_fs,  # type: ignore[no-untyped-def]
+) -> None:
+    """Bulk creates (``cp -r``, ``rsync``, a registry's uploads) outlast ``metadata_ttl``: the kernel's lookup of
+    each new name then needs the bucket.  Once a second name is missing from the same directory, one listing of
+    it answers the next names for ``metadata_ttl`` (a name a cached listing lacks is absent), instead of a
+    request before every create.  What another writer adds still shows once that listing expires."""
+    m = make_fs(metadata_ttl=4.0, negative_ttl=1.0)
+    m.fs.mkdir("/bulk", 0o755)
+    m.clock.advance(4.5)  # the empty listing this mount made for its new directory has expired
+    m.driver.reset()
+    for i in range(40):
+        with pytest.raises(FsError):
+            m.fs.getattr(f"/bulk/f{i:02}")  # the kernel's lookup before create
+        m.write_file(f"/bulk/f{i:02}", b"x")
+        m.clock.advance(0.2)  # 8 s in all: the listing expires once on the way
+    lookups = m.driver.count("stat", "list_info", "list", "walk")
+    assert m.driver.count("put_content") == 40
+    assert lookups <= 4, m.driver.snapshot()  # per metadata_ttl: one name asked, then one listing
+    assert sorted(m.names("/bulk")) == [f"f{i:02}" for i in range(40)]
+    m.put("/bulk/from-another-writer", b"y")
+    m.clock.advance(4.1)
+    assert m.fs.getattr("/bulk/from-another-writer").size == 1
+    with pytest.raises(FsError):
+        m.fs.getattr("/bulk/still-missing")
+
+
 def test_metadata_ttl_zero_disables_the_cache(make_fs) -> None:  # type: ignore[no-untyped-def]
     m = make_fs(metadata_ttl=0.0, negative_ttl=0.0)
     m.put("/f", b"x")
