@@ -2,13 +2,15 @@
 
 A tool that checks given digests ``stat``s blob paths on a fresh mount, with no listing first:
 each new directory costs one LIST (``stat_tree``), which also brings a blob directory's ``data``
-along; no HEAD at all (docs/SEMANTICS.md, "Metadata cache").
+along; no HEAD at all (docs/SEMANTICS.md, "Metadata cache").  And the lookups before bulk creates: about
+two LISTs per ``metadata_ttl``, not one per new name (docs/SEMANTICS.md, "Caching and consistency").
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from s3regfs.demo.localserver import LocalS3Server
 from tests.fuse.conftest import MountFactory
@@ -56,3 +58,31 @@ def test_a_directory_within_lookup_subtree_is_learned_whole_by_its_first_lookup(
     blobs = _blobs(s3_server, s3_bucket)
     counts = _stat_all(mount_factory, s3_server, s3_bucket, blobs)  # lookup_subtree 256 (the default)
     assert counts == {"ListObjectsV2": 1}, counts  # the lookup of /docker brought all 40 blobs along
+
+
+def test_bulk_creates_that_outlast_metadata_ttl_ask_for_the_listing_not_for_each_new_name(
+    mount_factory: MountFactory, s3_server: LocalS3Server, s3_bucket: str
+) -> None:
+    """Files created one after another for several ``metadata_ttl`` (a ``cp -r`` or ``rsync`` of many small
+    files): the kernel looks up each new name first.  Per ``metadata_ttl`` that costs about two LISTs (one
+    name asked, then the directory's listing), not one LIST per file; each file is one PutObject."""
+    ttl = 0.5
+    with proxied_s3_mount(mount_factory, s3_server, s3_bucket, metadata_ttl=f"{ttl}s") as (mount, proxy):
+        target = mount.path / "bulk"
+        target.mkdir()
+        proxy.reset()
+        data = os.urandom(4096)
+        start, files = time.monotonic(), 0
+        while time.monotonic() - start < 4 * ttl or files < 40:  # a deadline for the loop, not a wait
+            fd = os.open(target / f"f{files:05}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+            files += 1
+        elapsed = time.monotonic() - start
+        counts = proxy.counts()
+        listed = sorted(os.listdir(target))
+        assert mount.unmount() == 0
+    assert listed == [f"f{i:05}" for i in range(files)]
+    assert counts.get("PutObject") == files
+    assert counts.get("HeadObject", 0) == 0
+    assert counts.get("ListObjectsV2", 0) <= 2 * (elapsed / ttl + 2), (files, elapsed, counts)
