@@ -163,8 +163,9 @@ def _floor_phases(objects: int, workdir: Path, creds: Credentials) -> dict[str, 
         mnt = str(mount.mountpoint)
         drop_caches()
         find_s, listed = run_timed(["find", mnt, "-type", "f"], what="find (floor)", timeout=7200)
-        if listed.count("\n") != objects:
-            raise BenchError(f"find through the floor saw {listed.count(chr(10))} files, expected {objects}")
+        seen = listed.count("\n")
+        if seen != objects:
+            raise BenchError(f"find through the floor saw {seen} files, expected {objects}")
         ls_s, _ = run_timed(["ls", "-lR", mnt], what="ls -lR (floor)", timeout=7200)
         return {"find_s": find_s, "ls_lR_s": ls_s, "peak_rss_mib": peak_rss_mib(mount.pid)}
     finally:
@@ -216,8 +217,8 @@ def table(result: dict[str, Any]) -> str:
     def floor(key: str, unit: str = "s", digits: int = 2) -> str:
         return f"{fl[key]:.{digits}f} {unit}" if fl else "—"
 
-    def to_floor(value: float, key: str, what: str = "the floor") -> str:
-        return f"; {value / fl[key]:.2f}× {what}" if fl else ""
+    def to_floor(value: float, key: str) -> str:
+        return f"; {value / fl[key]:.2f}× the floor" if fl else ""
 
     rows = [
         f"#### {n:,} objects" + (f" (generated in {result['generated_s']:.0f} s)" if result.get("generated_s") else ""),

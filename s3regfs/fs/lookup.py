@@ -103,9 +103,7 @@ class Resolver:
             try:
                 info, below = self.driver.stat_tree(path, self._subtree)
             except PathNotFoundError:
-                self._cache.put_absent(path, asked)
-                self._misses.note(directory, asked)
-                return None
+                return self._missing(path, directory, asked)
             meta = meta_of(info)
             self._cache.put(path, meta, asked)
             if isinstance(below, FirstFiles):  # a larger directory: what the answer shows of it
@@ -120,10 +118,12 @@ class Resolver:
             meta = self._lister.list_dir(directory).get(paths.basename(path))
         except PathNotFoundError:  # no key below the directory: nothing at the name either
             meta = None
-        if meta is None:
-            self._cache.put_absent(path, asked)
-            self._misses.note(directory, asked)
-        return meta
+        return self._missing(path, directory, asked) if meta is None else meta
+
+    def _missing(self, path: str, directory: str, asked: float) -> None:
+        """Nothing at ``path`` (asked at ``asked``): cached as absent, and counted against its directory."""
+        self._cache.put_absent(path, asked)
+        self._misses.note(directory, asked)
 
     def resolve(self, path: str) -> tuple[Meta, bool]:
         """What ``path`` is (``live`` when it is an open file); ENOENT when nothing."""
